@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+
+mod amq;
+mod domain;
+mod headers;
+mod message;
+mod secret;
+mod signature;
+mod teal_json;
+mod time;
+
+pub use amq::TealExchange;
+pub use domain::{
+    Domain, DomainError, Event, EventError, KNOWN_EVENTS, MAX_EVENT_LEN, POWENS_DOMAIN_SUFFIX,
+};
+pub use headers::{
+    BI_SIGNATURE, BI_SIGNATURE_DATE, BearerToken, HeaderError, HmacHeaders, PowensHeaders,
+    SignatureDate,
+};
+pub use message::{
+    CallbackMessage, MessageError, OpenIdCibaCallbackMessage, OpenIdCibaPushError,
+    OpenIdCibaPushToken, PowensHmacSignature, PowensWebhookMessage, TealMessage, VerifiedRequest,
+    WebhookRequest,
+};
+pub use secret::{Secret, SecretError};
+pub use signature::{
+    FreshnessWindow, Key, KeyMatch, KeyRing, Signature, SignedPrefix, Verifier, VerifyError, sign,
+    sign_parts,
+};
+pub use time::{IsoDateTime, IsoDateTimeError};

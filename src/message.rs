@@ -1,0 +1,357 @@
+//! TeaL's AMQP messages, byte-compatible with what TeaL publishes, and building a
+//! `PowensWebhookMessage` from a webhook request.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::amq::TealExchange;
+use crate::domain::{Domain, Event};
+use crate::headers::{BearerToken, PowensHeaders};
+use crate::signature::{Signature, SignedPrefix, Verifier, VerifyError};
+use crate::teal_json;
+use crate::time::IsoDateTime;
+
+/// A TeaL message: JSON on one exchange, routed by one of its fields.
+pub trait TealMessage: Serialize + DeserializeOwned {
+    /// The exchange (before the prefix) TeaL publishes this message on.
+    const EXCHANGE: TealExchange;
+
+    /// The routing key TeaL publishes this message with.
+    fn routing_key(&self) -> &str;
+
+    /// The message as TeaL writes it: compact UTF-8 JSON with non-ASCII characters
+    /// escaped (`\u00e9`), null fields written, fields in TeaL's order.
+    fn to_json(&self) -> Vec<u8> {
+        teal_json::to_vec(self)
+    }
+
+    /// Reads a message: unknown fields are ignored, missing optional fields are null.
+    ///
+    /// # Errors
+    /// [`MessageError::Json`] saying where and, without quoting values, what is wrong.
+    fn from_json(bytes: &[u8]) -> Result<Self, MessageError> {
+        serde_json::from_slice(bytes).map_err(MessageError::from_json)
+    }
+}
+
+/// A Powens webhook as published on `powens_domain_webhooks`, routed by `domain`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowensWebhookMessage {
+    /// When the relay received the webhook (naive UTC).
+    pub timestamp: IsoDateTime,
+    /// The Powens domain the webhook came from.
+    pub domain: Domain,
+    /// The event name, e.g. `CONNECTION_SYNCED`.
+    pub event: Event,
+    /// The HMAC headers, for consumers to verify; null when the request had none.
+    #[serde(default)]
+    pub hmac_signature: Option<PowensHmacSignature>,
+    /// The bearer token the request carried, if any.
+    #[serde(default)]
+    pub user_token: Option<BearerToken>,
+    /// The body, as UTF-8 text.
+    pub payload: String,
+}
+
+impl TealMessage for PowensWebhookMessage {
+    const EXCHANGE: TealExchange = TealExchange::PowensDomainWebhooks;
+    fn routing_key(&self) -> &str {
+        self.domain.as_str()
+    }
+}
+
+impl PowensWebhookMessage {
+    /// Checks the signature the message carries: `HMAC(key, payload_prefix + payload)`,
+    /// for a consumer holding the domain's secrets. The date is not checked against the
+    /// clock (a message may wait in a queue); `now` only decides which keys have expired.
+    ///
+    /// # Errors
+    /// [`VerifyError::Unsigned`], [`VerifyError::MalformedSignature`],
+    /// [`VerifyError::SignatureMismatch`] or [`VerifyError::AllKeysExpired`].
+    pub fn verify(&self, verifier: &Verifier, now: DateTime<Utc>) -> Result<usize, VerifyError> {
+        let hmac = self.hmac_signature.as_ref().ok_or(VerifyError::Unsigned)?;
+        let signature =
+            Signature::from_base64(&hmac.signature).map_err(VerifyError::MalformedSignature)?;
+        verifier.verify_parts(
+            &[hmac.payload_prefix.as_bytes(), self.payload.as_bytes()],
+            &signature,
+            now,
+        )
+    }
+
+    /// The body's `id_webhook_data`, when it is a JSON object carrying an integer there:
+    /// Powens' identifier for deduplication.
+    pub fn id_webhook_data(&self) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Id {
+            id_webhook_data: Option<u64>,
+        }
+        serde_json::from_str::<Id>(&self.payload)
+            .ok()
+            .and_then(|id| id.id_webhook_data)
+    }
+}
+
+impl fmt::Debug for PowensWebhookMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PowensWebhookMessage")
+            .field("timestamp", &self.timestamp)
+            .field("domain", &self.domain)
+            .field("event", &self.event)
+            .field("hmac_signature", &self.hmac_signature)
+            .field("user_token", &self.user_token)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .finish()
+    }
+}
+
+/// The HMAC headers of a webhook, forwarded so that consumers can verify it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowensHmacSignature {
+    /// `BI-Signature`, as received (base64). Kept as text: TeaL forwards it unverified,
+    /// and a malformed one must still reach the consumer to be refused there.
+    pub signature: String,
+    /// `METHOD.ENDPOINT.DATE.` exactly as signed.
+    pub payload_prefix: String,
+    /// `BI-Signature-Date`, parsed (TeaL writes it with its offset, e.g. `+00:00`).
+    #[serde(default)]
+    pub signature_date: Option<IsoDateTime>,
+}
+
+impl fmt::Debug for PowensHmacSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PowensHmacSignature")
+            .field("signature", &"[REDACTED]")
+            .field("payload_prefix", &self.payload_prefix)
+            .field("signature_date", &self.signature_date)
+            .finish()
+    }
+}
+
+/// A callback (redirection) as published on `callbacks`, routed by `state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackMessage {
+    /// When the callback was received (naive UTC).
+    pub timestamp: IsoDateTime,
+    /// The resulting callback URL, with parameters and fragment.
+    pub url: String,
+    /// The state the callback is for.
+    pub state: String,
+}
+
+impl TealMessage for CallbackMessage {
+    const EXCHANGE: TealExchange = TealExchange::Callbacks;
+    fn routing_key(&self) -> &str {
+        &self.state
+    }
+}
+
+/// An OpenID CIBA notification as published on `openid_ciba_callbacks`, routed by
+/// `request_id`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenIdCibaCallbackMessage {
+    /// When the notification was received (naive UTC).
+    pub timestamp: IsoDateTime,
+    /// The authentication request identifier.
+    pub request_id: String,
+    /// The access token that authenticated the ping or push callback.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// The tokens, for a successful push.
+    #[serde(default)]
+    pub push_token: Option<OpenIdCibaPushToken>,
+    /// The error, for a failed push.
+    #[serde(default)]
+    pub push_error: Option<OpenIdCibaPushError>,
+}
+
+impl TealMessage for OpenIdCibaCallbackMessage {
+    const EXCHANGE: TealExchange = TealExchange::OpenIdCibaCallbacks;
+    fn routing_key(&self) -> &str {
+        &self.request_id
+    }
+}
+
+impl fmt::Debug for OpenIdCibaCallbackMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenIdCibaCallbackMessage")
+            .field("timestamp", &self.timestamp)
+            .field("request_id", &self.request_id)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("push_token", &self.push_token)
+            .field("push_error", &self.push_error)
+            .finish()
+    }
+}
+
+/// The tokens of a successful OpenID CIBA push.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenIdCibaPushToken {
+    /// The access token.
+    pub access_token: String,
+    /// The access token's type.
+    pub token_type: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: IsoDateTime,
+    /// The OpenID ID token.
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+impl fmt::Debug for OpenIdCibaPushToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenIdCibaPushToken")
+            .field("access_token", &"[REDACTED]")
+            .field("token_type", &self.token_type)
+            .field("refresh_token", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// The error of a failed OpenID CIBA push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenIdCibaPushError {
+    /// The error code.
+    pub error: String,
+    /// The error's description.
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// A webhook request as received, its parts parsed: what is needed to verify it and to
+/// build its [`PowensWebhookMessage`].
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// The HTTP method, upper case.
+    pub method: &'a str,
+    /// The path Powens addressed (and signed), e.g. `/powens-webhook/budgea.biapi.pro/USER_SYNCED`.
+    pub endpoint: &'a str,
+    /// The Powens domain from the path.
+    pub domain: &'a Domain,
+    /// The event from the path.
+    pub event: &'a Event,
+    /// The authentication headers.
+    pub headers: &'a PowensHeaders,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+impl<'a> WebhookRequest<'a> {
+    /// Verifies the request's HMAC headers with `verifier` at `now`.
+    ///
+    /// # Errors
+    /// [`VerifyError::Unsigned`] when the request has no HMAC headers, otherwise as
+    /// [`Verifier::verify`].
+    pub fn verify(
+        self,
+        verifier: &Verifier,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedRequest<'a>, VerifyError> {
+        let hmac = self.headers.hmac().ok_or(VerifyError::Unsigned)?;
+        verifier.verify(self.method, self.endpoint, hmac, self.body, now)?;
+        Ok(VerifiedRequest(self))
+    }
+
+    /// The message for this request without verifying it: TeaL's `forward` behaviour,
+    /// leaving verification to consumers.
+    ///
+    /// # Errors
+    /// [`MessageError::PayloadNotUtf8`] when the body is not UTF-8 text.
+    pub fn to_unverified_message(
+        &self,
+        timestamp: IsoDateTime,
+    ) -> Result<PowensWebhookMessage, MessageError> {
+        let payload = std::str::from_utf8(self.body)
+            .map_err(|e| MessageError::PayloadNotUtf8 {
+                valid_up_to: e.valid_up_to(),
+            })?
+            .to_owned();
+        let hmac_signature = self.headers.hmac().map(|hmac| PowensHmacSignature {
+            signature: hmac.signature.to_base64(),
+            payload_prefix: SignedPrefix::new(self.method, self.endpoint, hmac.date.raw())
+                .to_payload_prefix(),
+            signature_date: Some(IsoDateTime::aware(hmac.date.at())),
+        });
+        Ok(PowensWebhookMessage {
+            timestamp,
+            domain: self.domain.clone(),
+            event: self.event.clone(),
+            hmac_signature,
+            user_token: self.headers.bearer().cloned(),
+            payload,
+        })
+    }
+}
+
+/// A [`WebhookRequest`] whose signature has been verified.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedRequest<'a>(WebhookRequest<'a>);
+
+impl VerifiedRequest<'_> {
+    /// The message to publish, `payload_prefix` exactly as verified.
+    ///
+    /// # Errors
+    /// [`MessageError::PayloadNotUtf8`] when the body is not UTF-8 text.
+    pub fn to_message(&self, timestamp: IsoDateTime) -> Result<PowensWebhookMessage, MessageError> {
+        self.0.to_unverified_message(timestamp)
+    }
+}
+
+/// Why a message could not be built or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The body is not UTF-8, and TeaL's messages carry it as text.
+    #[error("the webhook body is not UTF-8 text (invalid byte at offset {valid_up_to})")]
+    PayloadNotUtf8 {
+        /// Length of the body's valid UTF-8 prefix.
+        valid_up_to: usize,
+    },
+    /// The message is not valid JSON of the expected shape.
+    #[error("the message is not valid: {what} at line {line}, column {column}")]
+    Json {
+        /// What is wrong, without quoting any value of the message.
+        what: String,
+        /// Line of the error, from 1.
+        line: usize,
+        /// Column of the error, from 1.
+        column: usize,
+    },
+}
+
+impl MessageError {
+    fn from_json(error: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let text = error.to_string();
+        // serde_json's data errors may quote values (a token, say): keep only those
+        // that name a field, and give the category for the rest.
+        let what = match error.classify() {
+            Category::Io => "it could not be read".to_owned(),
+            Category::Eof => "it ends too early".to_owned(),
+            Category::Syntax => "it is not JSON".to_owned(),
+            Category::Data => {
+                let message = text.split(" at line ").next().unwrap_or_default();
+                if message.starts_with("missing field") || message.starts_with("duplicate field") {
+                    message.to_owned()
+                } else {
+                    "a field has the wrong type or value".to_owned()
+                }
+            }
+        };
+        Self::Json {
+            what,
+            line: error.line(),
+            column: error.column(),
+        }
+    }
+}

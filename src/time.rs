@@ -1,0 +1,177 @@
+//! Dates as TeaL writes them: Python's `datetime.isoformat()`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SubsecRound, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A date and time as Python (and so TeaL) holds it: microsecond precision, with or
+/// without a UTC offset ("aware" or "naive").
+///
+/// Written like Python's `isoformat()`: `2023-05-01T12:00:00` (no fraction when it is
+/// zero), `2022-06-27T11:08:52.577831+00:00`. Read from ISO 8601 / RFC 3339 text with
+/// or without fraction (digits past the sixth are dropped, as pydantic does), with or
+/// without `Z` or an offset, `T` or a space between date and time.
+///
+/// ```
+/// use powens_webhooks::IsoDateTime;
+///
+/// let t: IsoDateTime = "2022-06-27T11:08:52.577831Z".parse()?;
+/// assert_eq!(t.to_string(), "2022-06-27T11:08:52.577831+00:00");
+/// let naive: IsoDateTime = "2023-05-01T12:00:00.000000".parse()?;
+/// assert_eq!(naive.to_string(), "2023-05-01T12:00:00");
+/// # Ok::<(), powens_webhooks::IsoDateTimeError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IsoDateTime {
+    local: NaiveDateTime,
+    offset: Option<FixedOffset>,
+}
+
+impl IsoDateTime {
+    /// The current time as a naive UTC value: TeaL's `datetime.utcnow()`.
+    pub fn now_naive_utc() -> Self {
+        Self::naive_utc(Utc::now())
+    }
+
+    /// `at` as a naive UTC value (the form of every message's `timestamp`).
+    pub fn naive_utc(at: DateTime<Utc>) -> Self {
+        Self {
+            local: at.naive_utc().trunc_subsecs(6),
+            offset: None,
+        }
+    }
+
+    /// `at` with its offset (the form of `signature_date`).
+    pub fn aware(at: DateTime<FixedOffset>) -> Self {
+        Self {
+            local: at.naive_local().trunc_subsecs(6),
+            offset: Some(*at.offset()),
+        }
+    }
+
+    /// The instant, reading a naive value as UTC.
+    pub fn to_utc(&self) -> DateTime<Utc> {
+        match self.offset {
+            Some(offset) => offset
+                .from_local_datetime(&self.local)
+                .single()
+                .map_or_else(|| self.local.and_utc(), |at| at.with_timezone(&Utc)),
+            None => self.local.and_utc(),
+        }
+    }
+
+    /// The offset, for an aware value.
+    pub fn offset(&self) -> Option<FixedOffset> {
+        self.offset
+    }
+}
+
+impl fmt::Display for IsoDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.local.format("%Y-%m-%dT%H:%M:%S"))?;
+        let micros = self.local.and_utc().timestamp_subsec_micros();
+        if micros != 0 {
+            write!(f, ".{micros:06}")?;
+        }
+        if let Some(offset) = self.offset {
+            let secs = offset.local_minus_utc();
+            let sign = if secs < 0 { '-' } else { '+' };
+            let secs = secs.unsigned_abs();
+            write!(f, "{sign}{:02}:{:02}", secs / 3600, secs / 60 % 60)?;
+            if secs % 60 != 0 {
+                write!(f, ":{:02}", secs % 60)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for IsoDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IsoDateTime({self})")
+    }
+}
+
+impl FromStr for IsoDateTime {
+    type Err = IsoDateTimeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() > 64 || !text.is_ascii() {
+            return Err(IsoDateTimeError);
+        }
+        if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+            return Ok(Self::aware(at));
+        }
+        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+            if let Ok(local) = NaiveDateTime::parse_from_str(text, format) {
+                return Ok(Self {
+                    local: local.trunc_subsecs(6),
+                    offset: None,
+                });
+            }
+        }
+        Err(IsoDateTimeError)
+    }
+}
+
+/// The text is not an ISO 8601 date and time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not an ISO 8601 date and time (expected e.g. 2023-05-01T12:00:00 or 2022-06-27T11:08:52.577831+00:00)"
+)]
+pub struct IsoDateTimeError;
+
+impl Serialize for IsoDateTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IsoDateTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_isoformat() {
+        let cases = [
+            ("2023-05-01T12:00:00", "2023-05-01T12:00:00"),
+            ("2023-05-01T12:00:00.000000", "2023-05-01T12:00:00"),
+            ("2023-05-01 12:00:00.5", "2023-05-01T12:00:00.500000"),
+            ("2026-11-22T08:33:03.697265", "2026-11-22T08:33:03.697265"),
+            (
+                "2022-06-27T11:08:52.577831Z",
+                "2022-06-27T11:08:52.577831+00:00",
+            ),
+            (
+                "2022-06-27T11:08:52.577831999+02:00",
+                "2022-06-27T11:08:52.577831+02:00",
+            ),
+            ("2022-06-27T11:08:52-05:30", "2022-06-27T11:08:52-05:30"),
+        ];
+        for (input, written) in cases {
+            let parsed: IsoDateTime = input.parse().unwrap();
+            assert_eq!(parsed.to_string(), written, "{input}");
+            assert_eq!(written.parse::<IsoDateTime>().unwrap(), parsed);
+        }
+        for bad in ["", "2023-05-01", "12:00:00", "2023-05-01T25:00:00", "now"] {
+            assert!(bad.parse::<IsoDateTime>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn utc_instant() {
+        let a: IsoDateTime = "2022-06-27T13:08:52+02:00".parse().unwrap();
+        let b: IsoDateTime = "2022-06-27T11:08:52".parse().unwrap();
+        assert_eq!(a.to_utc(), b.to_utc());
+        assert_eq!(IsoDateTime::naive_utc(a.to_utc()), b);
+    }
+}
