@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SubsecRound, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A date and time as Python (and so TeaL) holds it: microsecond precision, with or
@@ -38,7 +38,7 @@ impl IsoDateTime {
     /// `at` as a naive UTC value (the form of every message's `timestamp`).
     pub fn naive_utc(at: DateTime<Utc>) -> Self {
         Self {
-            local: at.naive_utc().trunc_subsecs(6),
+            local: python_precision(at.naive_utc()),
             offset: None,
         }
     }
@@ -46,7 +46,7 @@ impl IsoDateTime {
     /// `at` with its offset (the form of `signature_date`).
     pub fn aware(at: DateTime<FixedOffset>) -> Self {
         Self {
-            local: at.naive_local().trunc_subsecs(6),
+            local: python_precision(at.naive_local()),
             offset: Some(*at.offset()),
         }
     }
@@ -66,6 +66,16 @@ impl IsoDateTime {
     pub fn offset(&self) -> Option<FixedOffset> {
         self.offset
     }
+}
+
+/// `local` as Python can hold it: microseconds, and a leap second (which chrono keeps as
+/// a nanosecond count past one second) folded into the last microsecond of its minute.
+fn python_precision(local: NaiveDateTime) -> NaiveDateTime {
+    let local = local.trunc_subsecs(6);
+    if local.nanosecond() < 1_000_000_000 {
+        return local;
+    }
+    local.with_nanosecond(999_999_000).unwrap_or(local)
 }
 
 impl fmt::Display for IsoDateTime {
@@ -101,15 +111,20 @@ impl FromStr for IsoDateTime {
         if text.len() > 64 || !text.is_ascii() {
             return Err(IsoDateTimeError);
         }
+        // Python has no leap seconds: `:60` is refused, as TeaL would.
         if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-            return Ok(Self::aware(at));
+            return (at.nanosecond() < 1_000_000_000)
+                .then(|| Self::aware(at))
+                .ok_or(IsoDateTimeError);
         }
         for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
             if let Ok(local) = NaiveDateTime::parse_from_str(text, format) {
-                return Ok(Self {
-                    local: local.trunc_subsecs(6),
-                    offset: None,
-                });
+                return (local.nanosecond() < 1_000_000_000)
+                    .then(|| Self {
+                        local: python_precision(local),
+                        offset: None,
+                    })
+                    .ok_or(IsoDateTimeError);
             }
         }
         Err(IsoDateTimeError)
@@ -162,9 +177,27 @@ mod tests {
             assert_eq!(parsed.to_string(), written, "{input}");
             assert_eq!(written.parse::<IsoDateTime>().unwrap(), parsed);
         }
-        for bad in ["", "2023-05-01", "12:00:00", "2023-05-01T25:00:00", "now"] {
+        for bad in [
+            "",
+            "2023-05-01",
+            "12:00:00",
+            "2023-05-01T25:00:00",
+            "now",
+            "2024-03-04T03:43:60",
+            "2024-03-04T03:43:60Z",
+        ] {
             assert!(bad.parse::<IsoDateTime>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_leap_second_from_chrono_is_folded_into_its_minute() {
+        let leap = NaiveDateTime::parse_from_str("2016-12-31T23:59:60.5", "%Y-%m-%dT%H:%M:%S%.f")
+            .unwrap()
+            .and_utc();
+        let t = IsoDateTime::naive_utc(leap);
+        assert_eq!(t.to_string(), "2016-12-31T23:59:59.999999");
+        assert_eq!(t.to_string().parse::<IsoDateTime>().unwrap(), t);
     }
 
     #[test]
