@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -125,35 +125,11 @@ fn keyed(secret: &Secret) -> HmacSha256 {
 }
 
 /// Feeds the concatenation of `parts` to `mac`.
-fn feed(mut mac: HmacSha256, parts: &[&[u8]]) -> HmacSha256 {
-    // Every `update` call costs a buffer copy and a hash-core dispatch: join the small
-    // leading parts (the signed prefix) on the stack and hand the body over in one call.
-    const NOTHING: &[u8] = &[];
-    let (last, head) = parts.split_last().unwrap_or((&NOTHING, &[]));
-    let mut joined = [0_u8; PREFIX_STACK_BYTES];
-    let mut len = 0;
-    for part in head {
-        match joined.get_mut(len..len + part.len()) {
-            Some(slot) => {
-                slot.copy_from_slice(part);
-                len += part.len();
-            }
-            None => {
-                mac.update(&joined[..len]);
-                len = 0;
-                mac.update(part);
-            }
-        }
+fn feed(mac: &mut HmacSha256, parts: &[&[u8]]) {
+    for part in parts {
+        mac.update(part);
     }
-    mac.update(&joined[..len]);
-    mac.update(last);
-    mac
 }
-
-/// Room on the stack for a signed prefix: `POST./powens-webhook/<domain>/<event>.<date>.`
-/// is at most 376 bytes for every valid domain, event and date; a longer one (another
-/// endpoint) is fed in pieces.
-const PREFIX_STACK_BYTES: usize = 384;
 
 /// Signs `prefix` then `body` with `secret`, as Powens does.
 ///
@@ -173,7 +149,9 @@ pub fn sign(secret: &Secret, prefix: &SignedPrefix<'_>, body: &[u8]) -> Signatur
 
 /// Signs the concatenation of `parts` with `secret`.
 pub fn sign_parts(secret: &Secret, parts: &[&[u8]]) -> Signature {
-    Signature(feed(keyed(secret), parts).finalize().into_bytes().into())
+    let mut mac = keyed(secret);
+    feed(&mut mac, parts);
+    Signature(mac.finalize().into_bytes().into())
 }
 
 /// One secret of a [`KeyRing`], with the instant after which it is no longer accepted.
@@ -269,10 +247,9 @@ impl KeyRing {
                 continue;
             }
             any_usable = true;
-            if feed(key.keyed.clone(), parts)
-                .verify_slice(&signature.0)
-                .is_ok()
-            {
+            let mut mac = key.keyed.clone();
+            feed(&mut mac, parts);
+            if mac.verify_slice(&signature.0).is_ok() {
                 return KeyMatch::Matched(index);
             }
         }
@@ -287,25 +264,39 @@ impl KeyRing {
 /// How old, and how far in the future, a `BI-Signature-Date` may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FreshnessWindow {
-    max_age: TimeDelta,
-    max_future: TimeDelta,
+    /// In nanoseconds: an `i128` holds every `Duration` and every difference of two
+    /// dates, so the check needs no saturation and cannot wrap.
+    max_age: i128,
+    max_future: i128,
+}
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// Nanoseconds since the Unix epoch: exact for every date chrono can hold.
+fn epoch_nanos<Tz: chrono::TimeZone>(at: &DateTime<Tz>) -> i128 {
+    i128::from(at.timestamp()) * NANOS_PER_SEC + i128::from(at.timestamp_subsec_nanos())
+}
+
+/// Whole seconds of `nanos`, saturated to the `i64` range for error messages.
+fn whole_secs(nanos: i128) -> i64 {
+    i64::try_from(nanos / NANOS_PER_SEC).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl FreshnessWindow {
     /// A window accepting dates at most `max_age` before and `max_future` after the clock.
-    /// Durations beyond what a date can span are clamped (they then accept every date).
     pub fn new(max_age: Duration, max_future: Duration) -> Self {
-        let clamp = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+        // A Duration has at most u64::MAX seconds: its nanoseconds fit an i128.
+        let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
         Self {
-            max_age: clamp(max_age),
-            max_future: clamp(max_future),
+            max_age: nanos(max_age),
+            max_future: nanos(max_future),
         }
     }
 
-    /// Checks `date` against `now`.
+    /// Checks `date` against `now`; both bounds are inclusive.
     ///
-    /// Only checked arithmetic is used: a bound that falls outside the representable
-    /// dates is no bound, and no input date, however extreme, panics or wraps.
+    /// The arithmetic is on `i128` nanoseconds, wide enough for any two dates and any
+    /// window (checked all the same): no input date, however extreme, panics or wraps.
     ///
     /// # Errors
     /// [`VerifyError::Stale`] or [`VerifyError::FromTheFuture`].
@@ -314,23 +305,20 @@ impl FreshnessWindow {
         date: DateTime<FixedOffset>,
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        let date = date.with_timezone(&Utc);
-        if now
-            .checked_sub_signed(self.max_age)
-            .is_some_and(|oldest| date < oldest)
-        {
+        let age = epoch_nanos(&now)
+            .checked_sub(epoch_nanos(&date))
+            .unwrap_or(i128::MAX);
+        if age > self.max_age {
             return Err(VerifyError::Stale {
-                age_secs: now.signed_duration_since(date).num_seconds(),
-                max_age_secs: self.max_age.num_seconds(),
+                age_secs: whole_secs(age),
+                max_age_secs: whole_secs(self.max_age),
             });
         }
-        if now
-            .checked_add_signed(self.max_future)
-            .is_some_and(|latest| date > latest)
-        {
+        let ahead = age.checked_neg().unwrap_or(i128::MAX);
+        if ahead > self.max_future {
             return Err(VerifyError::FromTheFuture {
-                ahead_secs: date.signed_duration_since(now).num_seconds(),
-                max_future_secs: self.max_future.num_seconds(),
+                ahead_secs: whole_secs(ahead),
+                max_future_secs: whole_secs(self.max_future),
             });
         }
         Ok(())

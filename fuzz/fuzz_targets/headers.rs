@@ -10,7 +10,12 @@ use libfuzzer_sys::fuzz_target;
 use powens_webhooks::PowensHeaders;
 
 fuzz_target!(|data: &[u8]| {
-    let names = ["bi-signature", "bi-signature-date", "authorization", "bi-signature"];
+    let names = [
+        "bi-signature",
+        "bi-signature-date",
+        "authorization",
+        "bi-signature",
+    ];
     let mut map = HeaderMap::new();
     for (name, value) in names.iter().zip(data.split(|&b| b == b'\n')) {
         if value.is_empty() {
@@ -26,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
             // What was accepted is exactly what was sent.
             let sent = map.get("bi-signature").unwrap().to_str().unwrap();
             assert_eq!(hmac.signature.to_base64(), sent);
-            assert_eq!(hmac.date.raw(), map.get("bi-signature-date").unwrap().to_str().unwrap());
+            assert_eq!(
+                hmac.date.raw(),
+                map.get("bi-signature-date").unwrap().to_str().unwrap()
+            );
         }
     }
 });

@@ -34,22 +34,34 @@ fuzz_target!(|data: &[u8]| {
     let Ok(secret) = Secret::from_bytes(secret.to_vec()) else {
         return;
     };
-    let verifier = Verifier::new(KeyRing::new(secret.clone())).with_freshness(FreshnessWindow::default());
+    let verifier =
+        Verifier::new(KeyRing::new(secret.clone())).with_freshness(FreshnessWindow::default());
     let Ok(date) = SignatureDate::parse(date_text) else {
         return;
     };
     let now = Utc::now();
     // The given signature: whatever the outcome, no panic.
     if let Ok(signature) = Signature::from_base64(signature_text) {
-        let hmac = HmacHeaders { signature, date: date.clone() };
+        let hmac = HmacHeaders {
+            signature,
+            date: date.clone(),
+        };
         let _ = verifier.verify(method, endpoint, &hmac, body, now);
     }
     // Our own signature always verifies (without the clock), and a changed body never does.
-    let signature = sign(&secret, &SignedPrefix::new(method, endpoint, date_text), body);
+    let signature = sign(
+        &secret,
+        &SignedPrefix::new(method, endpoint, date_text),
+        body,
+    );
     let hmac = HmacHeaders { signature, date };
     let at = hmac.date.at().with_timezone(&Utc);
     assert_eq!(verifier.verify(method, endpoint, &hmac, body, at), Ok(0));
     let mut changed = body.to_vec();
     changed.push(b'!');
-    assert!(verifier.verify(method, endpoint, &hmac, &changed, at).is_err());
+    assert!(
+        verifier
+            .verify(method, endpoint, &hmac, &changed, at)
+            .is_err()
+    );
 });

@@ -31,7 +31,11 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn sign_reads_the_body_from_stdin_or_a_file() {
-    let out = run(&["sign", "--endpoint", ENDPOINT, "--date", DATE], Some("secret_key"), BODY.as_bytes());
+    let out = run(
+        &["sign", "--endpoint", ENDPOINT, "--date", DATE],
+        Some("secret_key"),
+        BODY.as_bytes(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{DOCS_SIGNATURE}\n"));
 
@@ -41,8 +45,19 @@ fn sign_reads_the_body_from_stdin_or_a_file() {
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, "secret_key\n").unwrap();
     let out = run(
-        &["sign", "--method", "post", "--endpoint", ENDPOINT, "--date", DATE,
-          "--body-file", body_file.to_str().unwrap(), "--secret-file", secret_file.to_str().unwrap()],
+        &[
+            "sign",
+            "--method",
+            "post",
+            "--endpoint",
+            ENDPOINT,
+            "--date",
+            DATE,
+            "--body-file",
+            body_file.to_str().unwrap(),
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+        ],
         None,
         b"ignored",
     );
@@ -53,49 +68,112 @@ fn sign_reads_the_body_from_stdin_or_a_file() {
 #[test]
 fn verify_says_valid_or_invalid_with_a_reason() {
     let verify = |signature: &str, extra: &[&str], body: &str| {
-        let mut args = vec!["verify", "--endpoint", ENDPOINT, "--date", DATE, "--signature", signature];
+        let mut args = vec![
+            "verify",
+            "--endpoint",
+            ENDPOINT,
+            "--date",
+            DATE,
+            "--signature",
+            signature,
+        ];
         args.extend_from_slice(extra);
         run(&args, Some("secret_key"), body.as_bytes())
     };
     let out = verify(DOCS_SIGNATURE, &[], BODY);
-    assert_eq!((out.status.code(), text(&out.stdout)), (Some(0), "valid\n".to_owned()));
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "valid\n".to_owned())
+    );
 
     let out = verify(DOCS_SIGNATURE, &[], "{}");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout), "invalid: signature does not match any key\n");
+    assert_eq!(
+        text(&out.stdout),
+        "invalid: signature does not match any key\n"
+    );
 
     let out = verify("GVtud1v5", &[], BODY);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout), "invalid: BI-Signature decodes to 6 bytes; an HMAC-SHA256 signature has 32\n");
+    assert_eq!(
+        text(&out.stdout),
+        "invalid: BI-Signature decodes to 6 bytes; an HMAC-SHA256 signature has 32\n"
+    );
 
     // The 2022 date is years old: refused with --max-age, accepted without.
     let out = verify(DOCS_SIGNATURE, &["--max-age", "300"], BODY);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).starts_with("invalid: BI-Signature-Date is "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("invalid: BI-Signature-Date is "),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(text(&out.stdout).contains("more than the 300 s allowed"));
 }
 
 #[test]
 fn a_missing_secret_is_a_usage_error_that_says_where_to_put_it() {
-    let out = run(&["sign", "--endpoint", ENDPOINT, "--date", DATE], None, BODY.as_bytes());
+    let out = run(
+        &["sign", "--endpoint", ENDPOINT, "--date", DATE],
+        None,
+        BODY.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("POWENS_WEBHOOK_SECRET"), "{}", text(&out.stderr));
-    let out = run(&["sign", "--endpoint", ENDPOINT, "--date", DATE], Some(""), BODY.as_bytes());
+    assert!(
+        text(&out.stderr).contains("POWENS_WEBHOOK_SECRET"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        &["sign", "--endpoint", ENDPOINT, "--date", DATE],
+        Some(""),
+        BODY.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("is empty"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is empty"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn sign_refuses_a_date_powens_would_not_send() {
-    let out = run(&["sign", "--endpoint", ENDPOINT, "--date", "2022-06-27T11:08:52"], Some("k"), b"");
+    let out = run(
+        &[
+            "sign",
+            "--endpoint",
+            ENDPOINT,
+            "--date",
+            "2022-06-27T11:08:52",
+        ],
+        Some("k"),
+        b"",
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("BI-Signature-Date has no timezone"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("BI-Signature-Date has no timezone"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn the_secret_never_appears_in_output() {
     let secret = "recognisable-secret-value";
-    let out = run(&["verify", "--endpoint", ENDPOINT, "--date", DATE, "--signature", DOCS_SIGNATURE], Some(secret), b"x");
+    let out = run(
+        &[
+            "verify",
+            "--endpoint",
+            ENDPOINT,
+            "--date",
+            DATE,
+            "--signature",
+            DOCS_SIGNATURE,
+        ],
+        Some(secret),
+        b"x",
+    );
     assert!(!text(&out.stdout).contains(secret) && !text(&out.stderr).contains(secret));
 }
 

@@ -40,7 +40,10 @@ fn every_payload_fixture_is_relayed_intact() {
         let endpoint = format!("/powens-webhook/{domain}/{event}");
         let signature = sign(&secret, &SignedPrefix::new("POST", &endpoint, date), &body);
         let mut map = HeaderMap::new();
-        map.insert("bi-signature", HeaderValue::from_str(&signature.to_base64()).unwrap());
+        map.insert(
+            "bi-signature",
+            HeaderValue::from_str(&signature.to_base64()).unwrap(),
+        );
         map.insert("bi-signature-date", HeaderValue::from_static(date));
         let headers = PowensHeaders::from_header_map(&map).unwrap();
         let request = WebhookRequest {
@@ -61,12 +64,20 @@ fn every_payload_fixture_is_relayed_intact() {
         assert!(wire.is_ascii(), "{file_name}: TeaL JSON is ASCII");
         let back = PowensWebhookMessage::from_json(&wire).unwrap();
         assert_eq!(back, message, "{file_name}");
-        assert_eq!(back.verify(&verifier, now), Ok(0), "{file_name}: consumer-side check");
+        assert_eq!(
+            back.verify(&verifier, now),
+            Ok(0),
+            "{file_name}: consumer-side check"
+        );
         if file_name.ends_with(".json") {
-            let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id_webhook_data"].as_u64();
+            let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id_webhook_data"]
+                .as_u64();
             assert_eq!(back.id_webhook_data(), id, "{file_name}");
         }
         seen += 1;
     }
-    assert!(seen > KNOWN_EVENTS.len(), "payload fixtures missing: saw {seen}");
+    assert!(
+        seen > KNOWN_EVENTS.len(),
+        "payload fixtures missing: saw {seen}"
+    );
 }

@@ -5,9 +5,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use powens_webhooks::{
     BearerToken, CallbackMessage, Domain, Event, FreshnessWindow, HmacHeaders, IsoDateTime,
-    KeyRing, OpenIdCibaCallbackMessage, OpenIdCibaPushError, OpenIdCibaPushToken,
-    PowensHeaders, PowensHmacSignature, PowensWebhookMessage, Secret, Signature, SignatureDate,
-    SignedPrefix, TealMessage, Verifier, sign, sign_parts,
+    KeyRing, OpenIdCibaCallbackMessage, OpenIdCibaPushError, OpenIdCibaPushToken, PowensHeaders,
+    PowensHmacSignature, PowensWebhookMessage, Secret, Signature, SignatureDate, SignedPrefix,
+    TealMessage, Verifier, sign, sign_parts,
 };
 use proptest::prelude::*;
 use sha2::Sha256;
@@ -20,7 +20,10 @@ fn date_text() -> impl Strategy<Value = String> {
         -62_167_219_200_i64..253_402_300_799,
         0_u32..1_000_000_000,
         0_usize..=9,
-        prop_oneof![Just(None), (-86_340_i32..86_340).prop_map(|m| Some(m / 60 * 60))],
+        prop_oneof![
+            Just(None),
+            (-86_340_i32..86_340).prop_map(|m| Some(m / 60 * 60))
+        ],
     )
         .prop_map(|(secs, nanos, digits, offset)| {
             let utc = Utc.timestamp_opt(secs, nanos).unwrap();
@@ -207,23 +210,26 @@ proptest! {
                 access_token: url.clone(), token_type: "Bearer".into(), refresh_token: url.clone(),
                 expires_at: expires, id_token: token.clone(),
             }),
-            push_error: (!push).then(|| OpenIdCibaPushError { error: url, error_description: token }),
+            push_error: (!push).then_some(OpenIdCibaPushError { error: url, error_description: token }),
         };
         prop_assert_eq!(OpenIdCibaCallbackMessage::from_json(&ciba.to_json()).unwrap(), ciba);
     }
 }
 
 fn timestamp() -> impl Strategy<Value = IsoDateTime> {
-    (-62_135_596_800_i64..253_402_300_799, 0_u32..1_000_000_000, any::<bool>()).prop_map(
-        |(secs, nanos, aware)| {
+    (
+        -62_135_596_800_i64..253_402_300_799,
+        0_u32..1_000_000_000,
+        any::<bool>(),
+    )
+        .prop_map(|(secs, nanos, aware)| {
             let utc = Utc.timestamp_opt(secs, nanos).unwrap();
             if aware {
                 IsoDateTime::aware(utc.fixed_offset())
             } else {
                 IsoDateTime::naive_utc(utc)
             }
-        },
-    )
+        })
 }
 
 fn webhook_message() -> impl Strategy<Value = PowensWebhookMessage> {
@@ -231,28 +237,38 @@ fn webhook_message() -> impl Strategy<Value = PowensWebhookMessage> {
         timestamp(),
         "[a-z0-9]{1,20}(\\.[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?)?\\.biapi\\.pro",
         "[A-Z_]{1,40}",
-        prop::option::of((any::<[u8; 32]>(), any::<String>(), prop::option::of(timestamp()))),
+        prop::option::of((
+            any::<[u8; 32]>(),
+            any::<String>(),
+            prop::option::of(timestamp()),
+        )),
         prop::option::of("[A-Za-z0-9._~+/-]{1,60}"),
         any::<String>(),
     )
-        .prop_map(|(timestamp, domain, event, hmac, token, payload)| PowensWebhookMessage {
-            timestamp,
-            domain: domain.parse().unwrap(),
-            event: event.parse().unwrap(),
-            hmac_signature: hmac.map(|(sig, prefix, date)| PowensHmacSignature {
-                signature: Signature::from_bytes(sig).to_base64(),
-                payload_prefix: prefix,
-                signature_date: date,
-            }),
-            user_token: token.map(|t| BearerToken::parse_authorization(&format!("Bearer {t}")).unwrap()),
-            payload,
-        })
+        .prop_map(
+            |(timestamp, domain, event, hmac, token, payload)| PowensWebhookMessage {
+                timestamp,
+                domain: domain.parse().unwrap(),
+                event: event.parse().unwrap(),
+                hmac_signature: hmac.map(|(sig, prefix, date)| PowensHmacSignature {
+                    signature: Signature::from_bytes(sig).to_base64(),
+                    payload_prefix: prefix,
+                    signature_date: date,
+                }),
+                user_token: token
+                    .map(|t| BearerToken::parse_authorization(&format!("Bearer {t}")).unwrap()),
+                payload,
+            },
+        )
 }
 
 #[test]
 fn generated_dates_cover_the_extremes() {
     // The strategy's bounds are the years 0 and 9999: both parse.
-    for raw in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999+23:59"] {
+    for raw in [
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999999+23:59",
+    ] {
         let date = SignatureDate::parse(raw).unwrap();
         let _: DateTime<FixedOffset> = date.at();
     }

@@ -4,8 +4,8 @@ use chrono::{TimeZone, Utc};
 use http::{HeaderMap, HeaderValue};
 use powens_webhooks::{
     CallbackMessage, Domain, Event, IsoDateTime, KeyRing, MessageError, OpenIdCibaCallbackMessage,
-    PowensHeaders, PowensWebhookMessage, Secret, TealExchange, TealMessage, Verifier,
-    VerifyError, WebhookRequest,
+    PowensHeaders, PowensWebhookMessage, Secret, TealExchange, TealMessage, Verifier, VerifyError,
+    WebhookRequest,
 };
 
 /// SPEC §3, byte for byte.
@@ -27,7 +27,10 @@ fn spec_example_parses_reserialises_identically_and_verifies() {
         assert_eq!(message.verify(&verifier(), Utc::now()), Ok(0));
     }
     let message = PowensWebhookMessage::from_json(SPEC_EXAMPLE.as_bytes()).unwrap();
-    assert_eq!(message.payload, r#"{"id": 1, "state": "done", "name": "Café"}"#);
+    assert_eq!(
+        message.payload,
+        r#"{"id": 1, "state": "done", "name": "Café"}"#
+    );
     assert_eq!(message.event.as_str(), "CONNECTION_SYNCED");
     assert!(message.user_token.is_none());
 
@@ -42,8 +45,14 @@ fn spec_example_parses_reserialises_identically_and_verifies() {
 #[test]
 fn a_verified_request_builds_the_spec_example_byte_for_byte() {
     let mut map = HeaderMap::new();
-    map.insert("bi-signature", HeaderValue::from_static("kXDKnuuou3BAq/QR73fHcZgN5nYxQUcMy3ye2o5FTFg="));
-    map.insert("bi-signature-date", HeaderValue::from_static("2022-06-27T11:08:52.577831Z"));
+    map.insert(
+        "bi-signature",
+        HeaderValue::from_static("kXDKnuuou3BAq/QR73fHcZgN5nYxQUcMy3ye2o5FTFg="),
+    );
+    map.insert(
+        "bi-signature-date",
+        HeaderValue::from_static("2022-06-27T11:08:52.577831Z"),
+    );
     let headers = PowensHeaders::from_header_map(&map).unwrap();
     let domain: Domain = "budgea.biapi.pro".parse().unwrap();
     let event: Event = "CONNECTION_SYNCED".parse().unwrap();
@@ -68,7 +77,10 @@ fn a_verified_request_builds_the_spec_example_byte_for_byte() {
 #[test]
 fn bearer_only_request_is_forwarded_with_its_token_and_no_signature() {
     let mut map = HeaderMap::new();
-    map.insert("authorization", HeaderValue::from_static("Bearer user-token_42"));
+    map.insert(
+        "authorization",
+        HeaderValue::from_static("Bearer user-token_42"),
+    );
     let headers = PowensHeaders::from_header_map(&map).unwrap();
     let domain: Domain = "budgea.biapi.pro".parse().unwrap();
     let event: Event = "USER_SYNCED".parse().unwrap();
@@ -80,7 +92,10 @@ fn bearer_only_request_is_forwarded_with_its_token_and_no_signature() {
         headers: &headers,
         body: b"{}",
     };
-    assert_eq!(request.verify(&verifier(), Utc::now()).unwrap_err(), VerifyError::Unsigned);
+    assert_eq!(
+        request.verify(&verifier(), Utc::now()).unwrap_err(),
+        VerifyError::Unsigned
+    );
     let message = request
         .to_unverified_message("2023-05-01T12:00:00".parse().unwrap())
         .unwrap();
@@ -89,8 +104,14 @@ fn bearer_only_request_is_forwarded_with_its_token_and_no_signature() {
         wire,
         r#"{"timestamp":"2023-05-01T12:00:00","domain":"budgea.biapi.pro","event":"USER_SYNCED","hmac_signature":null,"user_token":"user-token_42","payload":"{}"}"#
     );
-    assert!(!format!("{message:?}").contains("user-token_42"), "Debug hides the token");
-    assert_eq!(message.verify(&verifier(), Utc::now()), Err(VerifyError::Unsigned));
+    assert!(
+        !format!("{message:?}").contains("user-token_42"),
+        "Debug hides the token"
+    );
+    assert_eq!(
+        message.verify(&verifier(), Utc::now()),
+        Err(VerifyError::Unsigned)
+    );
 }
 
 #[test]
@@ -120,15 +141,27 @@ fn missing_optional_fields_read_as_null_and_are_written() {
     let message = PowensWebhookMessage::from_json(minimal.as_bytes()).unwrap();
     assert!(message.hmac_signature.is_none() && message.user_token.is_none());
     let wire = String::from_utf8(message.to_json()).unwrap();
-    assert!(wire.contains(r#""hmac_signature":null,"user_token":null"#), "{wire}");
+    assert!(
+        wire.contains(r#""hmac_signature":null,"user_token":null"#),
+        "{wire}"
+    );
 }
 
 #[test]
 fn bad_messages_get_errors_that_quote_nothing() {
     let cases = [
-        (r#"{"timestamp":"secret-token-value","domain":"budgea.biapi.pro","event":"E","payload":""}"#, "wrong type or value"),
-        (r#"{"timestamp":"2023-05-01T12:00:00","domain":"budgea.biapi.pro","event":"E"}"#, "missing field `payload`"),
-        (r#"{"timestamp":"2023-05-01T12:00:00","domain":"evil.example","event":"E","payload":""}"#, "wrong type or value"),
+        (
+            r#"{"timestamp":"secret-token-value","domain":"budgea.biapi.pro","event":"E","payload":""}"#,
+            "wrong type or value",
+        ),
+        (
+            r#"{"timestamp":"2023-05-01T12:00:00","domain":"budgea.biapi.pro","event":"E"}"#,
+            "missing field `payload`",
+        ),
+        (
+            r#"{"timestamp":"2023-05-01T12:00:00","domain":"evil.example","event":"E","payload":""}"#,
+            "wrong type or value",
+        ),
         (r#"{"timestamp":"#, "ends too early"),
         ("not json", "not JSON"),
     ];
@@ -136,7 +169,10 @@ fn bad_messages_get_errors_that_quote_nothing() {
         let err = PowensWebhookMessage::from_json(wire.as_bytes()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains(expected), "{wire}: {text}");
-        assert!(!text.contains("secret-token-value") && !text.contains("evil"), "{text}");
+        assert!(
+            !text.contains("secret-token-value") && !text.contains("evil"),
+            "{text}"
+        );
     }
 }
 
@@ -145,15 +181,24 @@ fn callback_and_ciba_messages_use_teal_field_names_and_exchanges() {
     let callback = r#"{"timestamp":"2023-05-01T12:00:00.123456","url":"https://example.invalid/cb?state=abc&code=x#frag","state":"abc"}"#;
     let message = CallbackMessage::from_json(callback.as_bytes()).unwrap();
     assert_eq!(String::from_utf8(message.to_json()).unwrap(), callback);
-    assert_eq!((message.routing_key(), CallbackMessage::EXCHANGE), ("abc", TealExchange::Callbacks));
+    assert_eq!(
+        (message.routing_key(), CallbackMessage::EXCHANGE),
+        ("abc", TealExchange::Callbacks)
+    );
 
     let push = r#"{"timestamp":"2023-05-01T12:00:00","request_id":"req-1","access_token":"at","push_token":{"access_token":"a","token_type":"Bearer","refresh_token":"r","expires_at":"2023-05-01T13:00:00+00:00","id_token":null},"push_error":null}"#;
     let message = OpenIdCibaCallbackMessage::from_json(push.as_bytes()).unwrap();
     assert_eq!(String::from_utf8(message.to_json()).unwrap(), push);
     assert_eq!(message.routing_key(), "req-1");
-    assert_eq!(OpenIdCibaCallbackMessage::EXCHANGE.name("teal_"), "teal_openid_ciba_callbacks");
+    assert_eq!(
+        OpenIdCibaCallbackMessage::EXCHANGE.name("teal_"),
+        "teal_openid_ciba_callbacks"
+    );
     let debug = format!("{message:?}");
-    assert!(!debug.contains("\"at\"") && !debug.contains("\"r\""), "{debug}");
+    assert!(
+        !debug.contains("\"at\"") && !debug.contains("\"r\""),
+        "{debug}"
+    );
 
     let error = r#"{"timestamp":"2023-05-01T12:00:00","request_id":"req-2","push_error":{"error":"access_denied"}}"#;
     let message = OpenIdCibaCallbackMessage::from_json(error.as_bytes()).unwrap();
@@ -173,8 +218,13 @@ fn python_written_messages_reserialise_byte_for_byte() {
         let messages: Vec<M> = text
             .lines()
             .map(|line| {
-                let message = M::from_json(line.as_bytes()).unwrap_or_else(|e| panic!("{file}: {e}: {line}"));
-                assert_eq!(String::from_utf8(message.to_json()).unwrap(), line, "{file}");
+                let message =
+                    M::from_json(line.as_bytes()).unwrap_or_else(|e| panic!("{file}: {e}: {line}"));
+                assert_eq!(
+                    String::from_utf8(message.to_json()).unwrap(),
+                    line,
+                    "{file}"
+                );
                 message
             })
             .collect();
@@ -186,7 +236,11 @@ fn python_written_messages_reserialise_byte_for_byte() {
     let mut signed = 0;
     for message in &webhooks {
         if message.hmac_signature.is_some() {
-            assert_eq!(message.verify(&verifier(), Utc::now()), Ok(0), "{message:?}");
+            assert_eq!(
+                message.verify(&verifier(), Utc::now()),
+                Ok(0),
+                "{message:?}"
+            );
             signed += 1;
         }
     }

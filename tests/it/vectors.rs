@@ -50,8 +50,14 @@ impl Case {
     fn run(&self) -> Result<(), String> {
         let body = self.body();
         let mut headers = HeaderMap::new();
-        headers.insert("bi-signature", HeaderValue::from_str(&self.signature).unwrap());
-        headers.insert("bi-signature-date", HeaderValue::from_str(&self.date).unwrap());
+        headers.insert(
+            "bi-signature",
+            HeaderValue::from_str(&self.signature).unwrap(),
+        );
+        headers.insert(
+            "bi-signature-date",
+            HeaderValue::from_str(&self.date).unwrap(),
+        );
         let secret = Secret::new(&self.secret).unwrap();
         let outcome = match PowensHeaders::from_header_map(&headers) {
             Err(HeaderError::SignatureWrongLength { .. }) => "signature-wrong-length".to_owned(),
@@ -59,7 +65,11 @@ impl Case {
             Err(other) => format!("header error: {other}"),
             Ok(parsed) => {
                 let hmac = parsed.hmac().unwrap();
-                assert_eq!(hmac.date.raw(), self.date, "the raw date is kept byte for byte");
+                assert_eq!(
+                    hmac.date.raw(),
+                    self.date,
+                    "the raw date is kept byte for byte"
+                );
                 let mut verifier = Verifier::new(KeyRing::new(secret.clone()));
                 if let Some(max_age) = self.max_age_secs {
                     verifier = verifier.with_freshness(FreshnessWindow::new(
@@ -69,7 +79,11 @@ impl Case {
                 }
                 let now = self.now.as_deref().map_or_else(
                     || hmac.date.at().with_timezone(&Utc),
-                    |now| DateTime::parse_from_rfc3339(now).unwrap().with_timezone(&Utc),
+                    |now| {
+                        DateTime::parse_from_rfc3339(now)
+                            .unwrap()
+                            .with_timezone(&Utc)
+                    },
                 );
                 match verifier.verify(&self.method, &self.endpoint, hmac, &body, now) {
                     Ok(0) => "valid".to_owned(),
@@ -82,13 +96,19 @@ impl Case {
             }
         };
         if outcome != self.expect {
-            return Err(format!("{}: expected {}, got {outcome}", self.name, self.expect));
+            return Err(format!(
+                "{}: expected {}, got {outcome}",
+                self.name, self.expect
+            ));
         }
         if self.expect == "valid" {
             let prefix = SignedPrefix::new(&self.method, &self.endpoint, &self.date);
             let ours = sign(&secret, &prefix, &body).to_base64();
             if ours != self.signature {
-                return Err(format!("{}: sign gave {ours}, the vector says {}", self.name, self.signature));
+                return Err(format!(
+                    "{}: sign gave {ours}, the vector says {}",
+                    self.name, self.signature
+                ));
             }
         }
         Ok(())
@@ -109,7 +129,11 @@ fn every_signature_vector_file() {
     for path in &files {
         let file: VectorFile = serde_json::from_slice(&std::fs::read(path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(!file.source.is_empty() && !file.how.is_empty(), "{}", path.display());
+        assert!(
+            !file.source.is_empty() && !file.how.is_empty(),
+            "{}",
+            path.display()
+        );
         assert!(!file.cases.is_empty(), "{} has no case", path.display());
         for case in &file.cases {
             *counts.entry(case.expect.clone()).or_default() += 1;
@@ -118,20 +142,39 @@ fn every_signature_vector_file() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} vector(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} vector(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Each kind of outcome is exercised, so a file that silently lost its negative cases
     // is noticed.
-    for expect in ["valid", "mismatch", "stale", "future", "signature-wrong-length", "signature-not-base64"] {
-        assert!(counts.get(expect).is_some_and(|&n| n > 0), "no {expect} case: {counts:?}");
+    for expect in [
+        "valid",
+        "mismatch",
+        "stale",
+        "future",
+        "signature-wrong-length",
+        "signature-not-base64",
+    ] {
+        assert!(
+            counts.get(expect).is_some_and(|&n| n > 0),
+            "no {expect} case: {counts:?}"
+        );
     }
 }
 
 #[test]
 fn the_docs_example_is_the_first_case_of_its_file() {
     let file: VectorFile =
-        serde_json::from_slice(&std::fs::read(fixture("signatures/powens-docs.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(fixture("signatures/powens-docs.json")).unwrap())
+            .unwrap();
     let first = &file.cases[0];
-    assert_eq!(first.signature, "GVtud1v5GUAqTGvCgbxdjk+/+KTNLYKdQe4j88dxTbo=");
+    assert_eq!(
+        first.signature,
+        "GVtud1v5GUAqTGvCgbxdjk+/+KTNLYKdQe4j88dxTbo="
+    );
     assert_eq!(first.expect, "valid");
     first.run().unwrap();
 }
@@ -142,7 +185,10 @@ fn errors_never_show_the_secret_or_the_signature() {
     let signature = "GVtud1v5GUAqTGvCgbxdjk+/+KTNLYKdQe4j88dxTbo=";
     let mut headers = HeaderMap::new();
     headers.insert("bi-signature", HeaderValue::from_static(signature));
-    headers.insert("bi-signature-date", HeaderValue::from_static("2022-06-27T11:08:52Z"));
+    headers.insert(
+        "bi-signature-date",
+        HeaderValue::from_static("2022-06-27T11:08:52Z"),
+    );
     let parsed = PowensHeaders::from_header_map(&headers).unwrap();
     let verifier = Verifier::new(KeyRing::new(Secret::new(secret).unwrap()))
         .for_domain("budgea.biapi.pro".parse().unwrap());
@@ -150,13 +196,22 @@ fn errors_never_show_the_secret_or_the_signature() {
         .verify("POST", "/x", parsed.hmac().unwrap(), b"{}", Utc::now())
         .unwrap_err();
     let shown = format!("{err} {err:?} {verifier:?} {parsed:?}");
-    assert_eq!(err.to_string(), "signature does not match any key for budgea.biapi.pro");
+    assert_eq!(
+        err.to_string(),
+        "signature does not match any key for budgea.biapi.pro"
+    );
     for needle in [secret, signature, &signature[..12]] {
         assert!(!shown.contains(needle), "{needle:?} shown in {shown}");
     }
     let mut headers = HeaderMap::new();
-    headers.insert("bi-signature", HeaderValue::from_static("R1Z0dWQxdjVHVUFxVEd2Q2dieGRqaw=="));
-    headers.insert("bi-signature-date", HeaderValue::from_static("2022-06-27T11:08:52Z"));
+    headers.insert(
+        "bi-signature",
+        HeaderValue::from_static("R1Z0dWQxdjVHVUFxVEd2Q2dieGRqaw=="),
+    );
+    headers.insert(
+        "bi-signature-date",
+        HeaderValue::from_static("2022-06-27T11:08:52Z"),
+    );
     let err = PowensHeaders::from_header_map(&headers).unwrap_err();
     assert!(!format!("{err} {err:?}").contains("R1Z0dWQx"), "{err}");
 }
