@@ -29,6 +29,13 @@ fn run(args: &[&str], secret: Option<&str>, stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The command failed as a usage error (exit 2) saying `needle` on stderr.
+fn expect_usage_error(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -122,23 +129,13 @@ fn a_missing_secret_is_a_usage_error_that_says_where_to_put_it() {
         None,
         BODY.as_bytes(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("POWENS_WEBHOOK_SECRET"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_usage_error(&out, "POWENS_WEBHOOK_SECRET");
     let out = run(
         &["sign", "--endpoint", ENDPOINT, "--date", DATE],
         Some(""),
         BODY.as_bytes(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("is empty"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_usage_error(&out, "is empty");
 }
 
 #[test]
@@ -154,12 +151,7 @@ fn sign_refuses_a_date_powens_would_not_send() {
         Some("k"),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("BI-Signature-Date has no timezone"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_usage_error(&out, "BI-Signature-Date has no timezone");
 }
 
 #[test]

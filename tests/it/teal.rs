@@ -14,6 +14,15 @@ const SPEC_EXAMPLE: &str = r#"{"timestamp":"2023-05-01T12:00:00","domain":"budge
 /// The message TeaL itself published in our run (SPEC §3).
 const TEAL_RUN: &str = r#"{"timestamp":"2026-11-22T08:33:03.697265","domain":"budgea.biapi.pro","event":"CONNECTION_SYNCED","hmac_signature":{"signature":"2aKBLpQQeC6+ck4ztCI/PGTdF1ljstr3Bk2zuvBYraA=","payload_prefix":"POST./powens-webhook/budgea.biapi.pro/CONNECTION_SYNCED.2022-06-27T11:08:52.577831Z.","signature_date":"2022-06-27T11:08:52.577831+00:00"},"user_token":null,"payload":"{\"connection\":{\"id\":42,\"id_user\":7,\"state\":null},\"user\":{\"id\":7}}"}"#;
 
+/// Parsed authentication headers from `(name, value)` pairs.
+fn headers_of(pairs: &[(&'static str, &'static str)]) -> PowensHeaders {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.insert(*name, HeaderValue::from_static(value));
+    }
+    PowensHeaders::from_header_map(&map).unwrap()
+}
+
 fn verifier() -> Verifier {
     Verifier::new(KeyRing::new(Secret::new("s3cr3t").unwrap()))
 }
@@ -44,16 +53,13 @@ fn spec_example_parses_reserialises_identically_and_verifies() {
 
 #[test]
 fn a_verified_request_builds_the_spec_example_byte_for_byte() {
-    let mut map = HeaderMap::new();
-    map.insert(
-        "bi-signature",
-        HeaderValue::from_static("kXDKnuuou3BAq/QR73fHcZgN5nYxQUcMy3ye2o5FTFg="),
-    );
-    map.insert(
-        "bi-signature-date",
-        HeaderValue::from_static("2022-06-27T11:08:52.577831Z"),
-    );
-    let headers = PowensHeaders::from_header_map(&map).unwrap();
+    let headers = headers_of(&[
+        (
+            "bi-signature",
+            "kXDKnuuou3BAq/QR73fHcZgN5nYxQUcMy3ye2o5FTFg=",
+        ),
+        ("bi-signature-date", "2022-06-27T11:08:52.577831Z"),
+    ]);
     let domain: Domain = "budgea.biapi.pro".parse().unwrap();
     let event: Event = "CONNECTION_SYNCED".parse().unwrap();
     let body = r#"{"id": 1, "state": "done", "name": "Café"}"#;
@@ -76,12 +82,7 @@ fn a_verified_request_builds_the_spec_example_byte_for_byte() {
 
 #[test]
 fn bearer_only_request_is_forwarded_with_its_token_and_no_signature() {
-    let mut map = HeaderMap::new();
-    map.insert(
-        "authorization",
-        HeaderValue::from_static("Bearer user-token_42"),
-    );
-    let headers = PowensHeaders::from_header_map(&map).unwrap();
+    let headers = headers_of(&[("authorization", "Bearer user-token_42")]);
     let domain: Domain = "budgea.biapi.pro".parse().unwrap();
     let event: Event = "USER_SYNCED".parse().unwrap();
     let request = WebhookRequest {
@@ -116,9 +117,7 @@ fn bearer_only_request_is_forwarded_with_its_token_and_no_signature() {
 
 #[test]
 fn non_utf8_body_cannot_become_a_message() {
-    let mut map = HeaderMap::new();
-    map.insert("authorization", HeaderValue::from_static("Bearer t"));
-    let headers = PowensHeaders::from_header_map(&map).unwrap();
+    let headers = headers_of(&[("authorization", "Bearer t")]);
     let domain: Domain = "budgea.biapi.pro".parse().unwrap();
     let event: Event = "USER_SYNCED".parse().unwrap();
     let request = WebhookRequest {
