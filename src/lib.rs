@@ -3,11 +3,13 @@
 mod amq;
 mod domain;
 mod headers;
+mod keyring;
 mod message;
 mod secret;
 mod signature;
 mod teal_json;
 mod time;
+mod verify;
 
 pub use amq::TealExchange;
 pub use domain::{
@@ -17,14 +19,13 @@ pub use headers::{
     BI_SIGNATURE, BI_SIGNATURE_DATE, BearerToken, HeaderError, HmacHeaders, PowensHeaders,
     SignatureDate,
 };
+pub use keyring::{Key, KeyMatch, KeyRing};
 pub use message::{
     CallbackMessage, MessageError, OpenIdCibaCallbackMessage, OpenIdCibaPushError,
     OpenIdCibaPushToken, PowensHmacSignature, PowensWebhookMessage, TealMessage, VerifiedRequest,
     WebhookRequest,
 };
 pub use secret::{Secret, SecretError};
-pub use signature::{
-    FreshnessWindow, Key, KeyMatch, KeyRing, Signature, SignedPrefix, Verifier, VerifyError, sign,
-    sign_parts,
-};
+pub use signature::{Signature, SignedPrefix, sign, sign_parts};
 pub use time::{IsoDateTime, IsoDateTimeError};
+pub use verify::{FreshnessWindow, Verifier, VerifyError};

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::amq::TealExchange;
 use crate::domain::{Domain, Event};
 use crate::headers::{BearerToken, PowensHeaders};
-use crate::signature::{Signature, SignedPrefix, Verifier, VerifyError};
+use crate::signature::{Signature, SignedPrefix};
 use crate::teal_json;
 use crate::time::IsoDateTime;
+use crate::verify::{Verifier, VerifyError};
 
 /// A TeaL message: JSON on one exchange, routed by one of its fields.
 pub trait TealMessage: Serialize + DeserializeOwned {
