@@ -121,20 +121,16 @@ mod tests {
     use crate::signature::sign_parts;
     use chrono::TimeZone;
 
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
-    }
-
     #[test]
     fn key_ring_rotation_and_expiry() {
         let old = Secret::new("old").unwrap();
         let new = Secret::new("new").unwrap();
-        let noon = at(2024, 1, 1, 12, 0, 0);
+        let noon = Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap();
         let ring = KeyRing::new(new.clone()).with_key(old.clone(), Some(noon));
         let parts: [&[u8]; 1] = [b"POST./x.d.body"];
         let by_old = sign_parts(&old, &parts);
         let by_new = sign_parts(&new, &parts);
-        let before = at(2024, 1, 1, 11, 59, 59);
+        let before = noon - chrono::TimeDelta::seconds(1);
         assert_eq!(ring.find(&parts, &by_new, before), KeyMatch::Matched(0));
         assert_eq!(ring.find(&parts, &by_old, before), KeyMatch::Matched(1));
         assert_eq!(ring.find(&parts, &by_old, noon), KeyMatch::NoMatch);

@@ -29,6 +29,22 @@ fn run(args: &[&str], secret: Option<&str>, stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `verify` of the docs example's endpoint and date with `signature`, more `extra`
+/// arguments, `secret` in the environment and `body` on stdin.
+fn run_verify(signature: &str, extra: &[&str], secret: &str, body: &[u8]) -> Output {
+    let mut args = vec![
+        "verify",
+        "--endpoint",
+        ENDPOINT,
+        "--date",
+        DATE,
+        "--signature",
+        signature,
+    ];
+    args.extend_from_slice(extra);
+    run(&args, Some(secret), body)
+}
+
 /// The command failed as a usage error (exit 2) saying `needle` on stderr.
 fn expect_usage_error(out: &Output, needle: &str) {
     let stderr = text(&out.stderr);
@@ -79,17 +95,7 @@ fn sign_reads_the_body_from_stdin_or_a_file() {
 #[test]
 fn verify_says_valid_or_invalid_with_a_reason() {
     let verify = |signature: &str, extra: &[&str], body: &str| {
-        let mut args = vec![
-            "verify",
-            "--endpoint",
-            ENDPOINT,
-            "--date",
-            DATE,
-            "--signature",
-            signature,
-        ];
-        args.extend_from_slice(extra);
-        run(&args, Some("secret_key"), body.as_bytes())
+        run_verify(signature, extra, "secret_key", body.as_bytes())
     };
     let out = verify(DOCS_SIGNATURE, &[], BODY);
     assert_eq!(
@@ -157,19 +163,7 @@ fn sign_refuses_a_date_powens_would_not_send() {
 #[test]
 fn the_secret_never_appears_in_output() {
     let secret = "recognisable-secret-value";
-    let out = run(
-        &[
-            "verify",
-            "--endpoint",
-            ENDPOINT,
-            "--date",
-            DATE,
-            "--signature",
-            DOCS_SIGNATURE,
-        ],
-        Some(secret),
-        b"x",
-    );
+    let out = run_verify(DOCS_SIGNATURE, &[], secret, b"x");
     assert!(!text(&out.stdout).contains(secret) && !text(&out.stderr).contains(secret));
 }
 
