@@ -29,3 +29,6 @@ pub use secret::{Secret, SecretError};
 pub use signature::{Signature, SignedPrefix, sign, sign_parts};
 pub use time::{IsoDateTime, IsoDateTimeError};
 pub use verify::{FreshnessWindow, Verifier, VerifyError};
+
+#[cfg(feature = "relay")]
+pub mod relay;

@@ -1,0 +1,788 @@
+//! The relay's configuration: a TOML file, overridden key by key by flags and
+//! `POWENS_RELAY_*` environment variables, validated as a whole before anything starts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use serde::Deserialize;
+
+use crate::amq::TealExchange;
+use crate::domain::Domain;
+use crate::keyring::KeyRing;
+use crate::secret::Secret;
+use crate::verify::{FreshnessWindow, Verifier};
+
+/// Default `listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `body_limit_bytes`: 32 MiB, since first syncs can be several MB.
+pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Default `signature_max_age_secs`.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 15 * 60;
+/// Default `signature_max_ahead_secs`.
+pub const DEFAULT_MAX_AHEAD_SECS: u64 = 120;
+/// Default `publish_timeout_secs`.
+pub const DEFAULT_PUBLISH_TIMEOUT_SECS: u64 = 5;
+
+/// How a domain's webhooks are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The HMAC headers are required and verified; anything else is refused (401).
+    #[default]
+    Verify,
+    /// TeaL's behaviour: HMAC headers or a bearer token are required and forwarded
+    /// unverified, for consumers to check.
+    Forward,
+}
+
+/// What to answer when the broker returns a message no queue is bound to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Unroutable {
+    /// 503: nobody would have received it, so Powens should retry.
+    #[default]
+    Reject,
+    /// 204, as TeaL does: the message is dropped and a warning logged.
+    Accept,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The TOML file, as written. Unknown keys are errors, so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    amqp_url: Option<String>,
+    exchange_prefix: Option<String>,
+    exchange_durable: Option<bool>,
+    public_path_prefix: Option<String>,
+    body_limit_bytes: Option<u64>,
+    signature_max_age_secs: Option<u64>,
+    signature_max_ahead_secs: Option<u64>,
+    publish_timeout_secs: Option<u64>,
+    unroutable: Option<Unroutable>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    domains: BTreeMap<String, FileDomain>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDomain {
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    secrets: Vec<String>,
+}
+
+/// The flags of `powens-relay serve`; each overrides the configuration file's key of the
+/// same name, and each has a `POWENS_RELAY_*` environment variable.
+#[derive(Debug, Default, clap::Args)]
+pub struct Overrides {
+    /// TOML configuration file (see relay.example.toml). Without it, the flags and
+    /// environment variables are the whole configuration.
+    #[arg(long, env = "POWENS_RELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "POWENS_RELAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// RabbitMQ URL, e.g. amqp://user:pass@host:5672/%2f. Without one, messages are
+    /// written to standard output as JSON lines. Prefer the environment variable or the
+    /// file: a password on the command line is visible to every local user.
+    #[arg(
+        long,
+        env = "POWENS_RELAY_AMQP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub amqp_url: Option<String>,
+    /// Prefix of the exchange names, e.g. teal_ [default: none].
+    #[arg(long, env = "POWENS_RELAY_EXCHANGE_PREFIX", value_name = "PREFIX")]
+    pub exchange_prefix: Option<String>,
+    /// Declare the exchanges durable [default: false, as TeaL].
+    #[arg(long, env = "POWENS_RELAY_EXCHANGE_DURABLE", value_name = "BOOL")]
+    pub exchange_durable: Option<bool>,
+    /// Path prefix that the reverse proxy strips, e.g. /hooks; it is put back in front
+    /// of the path before verifying, since Powens signed the public path [default: none].
+    #[arg(long, env = "POWENS_RELAY_PUBLIC_PATH_PREFIX", value_name = "PATH")]
+    pub public_path_prefix: Option<String>,
+    /// Largest accepted body, in bytes [default: 33554432, 32 MiB].
+    #[arg(long, env = "POWENS_RELAY_BODY_LIMIT_BYTES", value_name = "BYTES")]
+    pub body_limit_bytes: Option<u64>,
+    /// Oldest accepted BI-Signature-Date, in seconds [default: 900].
+    #[arg(long, env = "POWENS_RELAY_SIGNATURE_MAX_AGE_SECS", value_name = "SECS")]
+    pub signature_max_age_secs: Option<u64>,
+    /// How far ahead of the clock a BI-Signature-Date may be, in seconds [default: 120].
+    #[arg(
+        long,
+        env = "POWENS_RELAY_SIGNATURE_MAX_AHEAD_SECS",
+        value_name = "SECS"
+    )]
+    pub signature_max_ahead_secs: Option<u64>,
+    /// How long to wait for the broker to confirm a message before answering 503
+    /// [default: 5].
+    #[arg(long, env = "POWENS_RELAY_PUBLISH_TIMEOUT_SECS", value_name = "SECS")]
+    pub publish_timeout_secs: Option<u64>,
+    /// Answer to a message no queue is bound to receive [default: reject].
+    #[arg(long, env = "POWENS_RELAY_UNROUTABLE", value_enum)]
+    pub unroutable: Option<Unroutable>,
+    /// Log format [default: text]. The level comes from RUST_LOG (default info).
+    #[arg(long, env = "POWENS_RELAY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// A domain, replacing the file's entry of the same name: DOMAIN=REF[,REF...] (mode
+    /// verify; REF is env:NAME or file:PATH) or DOMAIN=forward. Repeatable; in the
+    /// environment variable, separate domains with ';'.
+    #[arg(
+        long = "domain",
+        env = "POWENS_RELAY_DOMAINS",
+        value_name = "DOMAIN=SECRETS",
+        value_delimiter = ';'
+    )]
+    pub domains: Vec<String>,
+}
+
+/// Where a secret comes from: `env:NAME` or `file:PATH`; never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable.
+    Env(String),
+    /// A file (one trailing newline ignored).
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Parses `env:NAME` or `file:PATH`. The error never quotes the text, which may be a
+    /// secret written inline by mistake.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let problem = || "must be env:NAME or file:PATH (secrets are never written inline)";
+        match text.split_once(':') {
+            Some(("env", name)) if !name.is_empty() && !name.contains('=') => {
+                Ok(Self::Env(name.to_owned()))
+            }
+            Some(("file", path)) if !path.is_empty() => Ok(Self::File(PathBuf::from(path))),
+            _ => Err(problem().to_owned()),
+        }
+    }
+
+    /// Reads the secret.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match self {
+            Self::Env(name) => Secret::from_env(name).map_err(|e| e.to_string()),
+            Self::File(path) => Secret::from_file(path).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "env:{name}"),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+/// A domain's settings, secrets resolved.
+#[derive(Debug, Clone)]
+pub enum DomainPolicy {
+    /// Verify the HMAC with this verifier (its key ring and freshness window).
+    Verify(Verifier),
+    /// Forward unverified.
+    Forward,
+}
+
+/// An AMQP URL, checked; its `Debug` and `Display` hide the password.
+#[derive(Clone)]
+pub struct AmqpUrl {
+    text: String,
+    uri: AMQPUri,
+}
+
+impl AmqpUrl {
+    /// Parses an `amqp://` or `amqps://` URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
+            return Err("must start with amqp:// or amqps://".to_owned());
+        }
+        // The parser's message may quote the URL, password included: keep it out.
+        let uri = AMQPUri::from_str(text).map_err(|_| "is not a valid AMQP URL".to_owned())?;
+        Ok(Self {
+            text: text.to_owned(),
+            uri,
+        })
+    }
+
+    /// The parsed URI, for connecting.
+    pub fn uri(&self) -> AMQPUri {
+        self.uri.clone()
+    }
+
+    /// The URL as given (password included): only for connecting.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let authority = &self.uri.authority;
+        let scheme = if self.text.starts_with("amqps://") {
+            "amqps"
+        } else {
+            "amqp"
+        };
+        write!(
+            f,
+            "{scheme}://{}@{}:{}/{}",
+            authority.userinfo.username,
+            authority.host,
+            authority.port,
+            self.uri.vhost.replace('%', "%25").replace('/', "%2f")
+        )
+    }
+}
+
+impl fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AmqpUrl({self})")
+    }
+}
+
+/// The relay's validated configuration.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The broker; `None` writes messages to standard output.
+    pub amqp_url: Option<AmqpUrl>,
+    /// Prefix of the exchange names.
+    pub exchange_prefix: String,
+    /// Declare exchanges durable.
+    pub exchange_durable: bool,
+    /// Path prefix stripped by the reverse proxy ("" or `/…` without a trailing `/`).
+    pub public_path_prefix: String,
+    /// Largest accepted body, in bytes.
+    pub body_limit: usize,
+    /// BI-Signature-Date freshness.
+    pub freshness: FreshnessWindow,
+    /// How long a publish may wait for the broker's confirm.
+    pub publish_timeout: Duration,
+    /// Answer to an unroutable message.
+    pub unroutable: Unroutable,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The domains served; any other gets 404.
+    pub domains: BTreeMap<Domain, DomainPolicy>,
+}
+
+/// One thing wrong with the configuration, naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, e.g. `domains."budgea.biapi.pro".secrets[0]`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("the configuration file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where, without quoting the file.
+        message: String,
+    },
+    /// One or more keys are invalid.
+    #[error("invalid configuration:{}", list(problems))]
+    Invalid {
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("\n  {}: {}", p.key, p.message))
+        .collect()
+}
+
+impl RelayConfig {
+    /// Reads the file named by `overrides.config` (if any), applies the overrides and
+    /// validates everything, secrets included.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] listing every invalid key.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::build(file, overrides)
+    }
+
+    /// Parses a TOML document (as a file's content) and applies `overrides`.
+    ///
+    /// # Errors
+    /// As [`RelayConfig::load`].
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::build(parse_toml(text, Path::new("<inline>"))?, overrides)
+    }
+
+    fn build(file: FileConfig, o: &Overrides) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                message,
+            });
+        };
+
+        let listen_text = o
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problem(
+                "listen",
+                "must be an IP address and port, e.g. 127.0.0.1:8080".into(),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+
+        let amqp_url = match o.amqp_url.clone().or(file.amqp_url) {
+            Some(text) if !text.is_empty() => AmqpUrl::parse(&text)
+                .map_err(|m| problem("amqp_url", m))
+                .ok(),
+            _ => None,
+        };
+
+        let exchange_prefix = o
+            .exchange_prefix
+            .clone()
+            .or(file.exchange_prefix)
+            .unwrap_or_default();
+        let longest = TealExchange::ALL
+            .iter()
+            .map(|e| e.base_name().len())
+            .max()
+            .unwrap_or(0);
+        if exchange_prefix.len() + longest > 255 {
+            problem(
+                "exchange_prefix",
+                "is too long: exchange names are at most 255 bytes".into(),
+            );
+        }
+        if !exchange_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            problem(
+                "exchange_prefix",
+                "may hold only letters, digits and - _ . :".into(),
+            );
+        }
+
+        let public_path_prefix = o
+            .public_path_prefix
+            .clone()
+            .or(file.public_path_prefix)
+            .unwrap_or_default();
+        if let Err(m) = check_path_prefix(&public_path_prefix) {
+            problem("public_path_prefix", m);
+        }
+
+        let body_limit = o
+            .body_limit_bytes
+            .or(file.body_limit_bytes)
+            .map_or(Ok(DEFAULT_BODY_LIMIT), |n| {
+                usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("must be between 1 and the address space")
+            })
+            .unwrap_or_else(|m| {
+                problem("body_limit_bytes", m.into());
+                DEFAULT_BODY_LIMIT
+            });
+
+        let mut seconds = |key: &str, value: Option<u64>, default: u64, min: u64| {
+            let secs = value.unwrap_or(default);
+            // Durations beyond a century are certainly mistakes, and keep chrono in range.
+            if secs < min || secs > 100 * 365 * 86_400 {
+                problem(key, format!("must be between {min} and 3153600000 seconds"));
+            }
+            Duration::from_secs(secs)
+        };
+        let max_age = seconds(
+            "signature_max_age_secs",
+            o.signature_max_age_secs.or(file.signature_max_age_secs),
+            DEFAULT_MAX_AGE_SECS,
+            0,
+        );
+        let max_ahead = seconds(
+            "signature_max_ahead_secs",
+            o.signature_max_ahead_secs.or(file.signature_max_ahead_secs),
+            DEFAULT_MAX_AHEAD_SECS,
+            0,
+        );
+        let publish_timeout = seconds(
+            "publish_timeout_secs",
+            o.publish_timeout_secs.or(file.publish_timeout_secs),
+            DEFAULT_PUBLISH_TIMEOUT_SECS,
+            1,
+        );
+        let freshness = FreshnessWindow::new(max_age, max_ahead);
+
+        // Keyed by the lower-cased name: DNS is case-insensitive, so two spellings in
+        // the file are one domain configured twice, and a flag replaces the file's entry.
+        let mut domain_specs: BTreeMap<String, (String, FileDomain)> = BTreeMap::new();
+        for (name, d) in file.domains {
+            let key = format!("domains.{name:?}");
+            if domain_specs
+                .insert(name.to_ascii_lowercase(), (key.clone(), d))
+                .is_some()
+            {
+                problem(
+                    &key,
+                    "the same domain is configured twice (domains are case-insensitive)".into(),
+                );
+            }
+        }
+        for spec in &o.domains {
+            match parse_domain_flag(spec) {
+                Ok((name, d)) => {
+                    let key = format!("--domain {name}");
+                    domain_specs.insert(name.to_ascii_lowercase(), (key, d));
+                }
+                Err(m) => problem("--domain", m),
+            }
+        }
+        if domain_specs.is_empty() {
+            problem(
+                "domains",
+                "no domain is configured: add [domains.\"<name>.biapi.pro\"] to the file or --domain".into(),
+            );
+        }
+        let mut domains = BTreeMap::new();
+        for (name, (key, spec)) in domain_specs {
+            let domain = match Domain::parse(&name) {
+                Ok(d) => d,
+                Err(e) => {
+                    problem(&key, e.to_string());
+                    continue;
+                }
+            };
+            let policy = match spec.mode {
+                Mode::Forward => {
+                    if !spec.secrets.is_empty() {
+                        problem(
+                            &format!("{key}.secrets"),
+                            "mode \"forward\" does not verify: remove the secrets or use mode \"verify\"".into(),
+                        );
+                    }
+                    DomainPolicy::Forward
+                }
+                Mode::Verify => {
+                    let mut secrets = Vec::new();
+                    for (i, text) in spec.secrets.iter().enumerate() {
+                        let key = format!("{key}.secrets[{i}]");
+                        match SecretRef::parse(text).and_then(|r| r.resolve()) {
+                            Ok(secret) => secrets.push(secret),
+                            Err(m) => problem(&key, m),
+                        }
+                    }
+                    if spec.secrets.is_empty() {
+                        problem(
+                            &format!("{key}.secrets"),
+                            "mode \"verify\" needs at least one secret (env:NAME or file:PATH)"
+                                .into(),
+                        );
+                    }
+                    let mut secrets = secrets.into_iter();
+                    match secrets.next() {
+                        Some(first) => {
+                            let ring =
+                                secrets.fold(KeyRing::new(first), |ring, s| ring.with_key(s, None));
+                            DomainPolicy::Verify(
+                                Verifier::new(ring)
+                                    .for_domain(domain.clone())
+                                    .with_freshness(freshness),
+                            )
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            domains.insert(domain, policy);
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid { problems });
+        }
+        Ok(Self {
+            listen,
+            amqp_url,
+            exchange_prefix,
+            exchange_durable: o
+                .exchange_durable
+                .or(file.exchange_durable)
+                .unwrap_or(false),
+            public_path_prefix,
+            body_limit,
+            freshness,
+            publish_timeout,
+            unroutable: o.unroutable.or(file.unroutable).unwrap_or_default(),
+            log_format: o.log_format.or(file.log_format).unwrap_or_default(),
+            domains,
+        })
+    }
+
+    /// The name of the exchange webhooks are published on.
+    pub fn webhook_exchange(&self) -> String {
+        TealExchange::PowensDomainWebhooks.name(&self.exchange_prefix)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+fn parse_toml(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        // toml's Display quotes the offending line, which could hold a secret pasted in
+        // by mistake: give the message and the line number only.
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = match line {
+            Some(line) => format!("line {line}: {}", e.message().trim_end()),
+            None => e.message().trim_end().to_owned(),
+        };
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        }
+    })
+}
+
+fn check_path_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if !prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err("must start with / and not end with /, e.g. /hooks".into());
+    }
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'%'))
+    {
+        return Err("must be a plain path: visible ASCII, no ? # or %".into());
+    }
+    Ok(())
+}
+
+/// `DOMAIN=forward` or `DOMAIN=REF[,REF...]`.
+fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), String> {
+    let (name, value) = spec
+        .split_once('=')
+        .ok_or("expected DOMAIN=env:NAME[,file:PATH...] or DOMAIN=forward")?;
+    let domain = if value == "forward" {
+        FileDomain {
+            mode: Mode::Forward,
+            secrets: Vec::new(),
+        }
+    } else {
+        FileDomain {
+            mode: Mode::Verify,
+            secrets: value.split(',').map(str::to_owned).collect(),
+        }
+    };
+    Ok((name.to_owned(), domain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid_keys(text: &str, overrides: &Overrides) -> Vec<String> {
+        match RelayConfig::from_toml(text, overrides) {
+            Err(ConfigError::Invalid { problems }) => problems.into_iter().map(|p| p.key).collect(),
+            other => panic!("expected invalid keys, got {other:?}"),
+        }
+    }
+
+    const ONE_DOMAIN: &str = "[domains.\"budgea.biapi.pro\"]\nmode = \"forward\"\n";
+
+    #[test]
+    fn defaults_apply_to_a_minimal_file() {
+        let config = RelayConfig::from_toml(ONE_DOMAIN, &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert!(config.amqp_url.is_none());
+        assert_eq!(config.exchange_prefix, "");
+        assert!(!config.exchange_durable);
+        assert_eq!(config.body_limit, DEFAULT_BODY_LIMIT);
+        assert_eq!(config.unroutable, Unroutable::Reject);
+        assert_eq!(config.publish_timeout, Duration::from_secs(5));
+        assert_eq!(config.webhook_exchange(), "powens_domain_webhooks");
+        assert!(matches!(
+            config.domains.values().next(),
+            Some(DomainPolicy::Forward)
+        ));
+    }
+
+    #[test]
+    fn flags_override_the_file_key_by_key() {
+        let text = format!("listen = \"127.0.0.1:1\"\nexchange_prefix = \"a_\"\n{ONE_DOMAIN}");
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            body_limit_bytes: Some(10),
+            ..Overrides::default()
+        };
+        let config = RelayConfig::from_toml(&text, &overrides).unwrap();
+        assert_eq!(config.listen.port(), 2);
+        assert_eq!(config.exchange_prefix, "a_");
+        assert_eq!(config.body_limit, 10);
+    }
+
+    #[test]
+    fn every_invalid_key_is_named_at_once() {
+        let text = r#"
+listen = "localhost"
+amqp_url = "http://example"
+public_path_prefix = "hooks/"
+publish_timeout_secs = 0
+
+[domains."example.com"]
+secrets = ["env:X"]
+
+[domains."budgea.biapi.pro"]
+secrets = ["hunter2", "env:POWENS_TEST_SURELY_UNSET_VARIABLE"]
+
+[domains."forward.biapi.pro"]
+mode = "forward"
+secrets = ["env:Y"]
+"#;
+        let keys = invalid_keys(text, &Overrides::default());
+        assert_eq!(
+            keys,
+            [
+                "listen",
+                "amqp_url",
+                "public_path_prefix",
+                "publish_timeout_secs",
+                "domains.\"budgea.biapi.pro\".secrets[0]",
+                "domains.\"budgea.biapi.pro\".secrets[1]",
+                "domains.\"example.com\"",
+                "domains.\"forward.biapi.pro\".secrets",
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_never_quote_an_inline_secret_or_the_amqp_password() {
+        let text = "amqp_url = \"amqp://u:pa55word@[bad\"\n[domains.\"budgea.biapi.pro\"]\nsecrets = [\"hunter2\"]\n";
+        let err = RelayConfig::from_toml(text, &Overrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("secrets[0]: must be env:NAME or file:PATH"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains("pa55word"),
+            "{text}"
+        );
+
+        let err =
+            RelayConfig::from_toml("listen = \"hunter2\n", &Overrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 1"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = RelayConfig::from_toml("lisen = \"x\"\n", &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn no_domain_is_an_error() {
+        assert_eq!(invalid_keys("", &Overrides::default()), ["domains"]);
+    }
+
+    #[test]
+    fn domain_flags_replace_file_entries_and_resolve_secrets() {
+        let dir = std::env::temp_dir().join(format!("powens-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        let overrides = Overrides {
+            domains: vec![format!("BUDGEA.biapi.pro=file:{}", path.display())],
+            ..Overrides::default()
+        };
+        let config = RelayConfig::from_toml(ONE_DOMAIN, &overrides).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The flag names the file's domain in another case: it replaces the entry.
+        assert_eq!(config.domains.len(), 1);
+        match config.domains.values().next() {
+            Some(DomainPolicy::Verify(v)) => assert_eq!(v.keys().keys().len(), 1),
+            other => panic!("expected a verifier, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn amqp_url_display_hides_the_password() {
+        let url = AmqpUrl::parse("amqp://guest:s3cr3t@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(url.to_string(), "amqp://guest@127.0.0.1:5672/%2f");
+        assert!(!format!("{url:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn secret_refs_parse() {
+        assert_eq!(SecretRef::parse("env:A"), Ok(SecretRef::Env("A".into())));
+        assert_eq!(
+            SecretRef::parse("file:/run/x"),
+            Ok(SecretRef::File("/run/x".into()))
+        );
+        // One fixed message, whatever was written: it may be a secret pasted inline.
+        for bad in ["", "env:", "file:", "env:A=B", "s3cr3t", "vault:x"] {
+            assert_eq!(
+                SecretRef::parse(bad).unwrap_err(),
+                "must be env:NAME or file:PATH (secrets are never written inline)"
+            );
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Operations: Prometheus metrics, the per-request log span and id, log set-up and the
+//! shutdown signal.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing::Instrument;
+
+use super::config::LogFormat;
+
+/// What became of a request: a metric label and a log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Published and confirmed (or written, without a broker).
+    Published,
+    /// A probe or metrics request answered.
+    Served,
+    /// Path, headers or body malformed (400).
+    Malformed,
+    /// Missing, wrong or stale signature (401).
+    Unauthorized,
+    /// Domain not configured, or no such route (404).
+    NotFound,
+    /// Body over the limit (413).
+    TooLarge,
+    /// The broker did not confirm (503).
+    Unavailable,
+    /// Anything else (e.g. 405).
+    Other,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Published => "published",
+            Self::Served => "served",
+            Self::Malformed => "malformed",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::TooLarge => "too_large",
+            Self::Unavailable => "unavailable",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    outcome: String,
+}
+
+/// The relay's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    confirm_seconds: Histogram,
+    in_flight: Gauge,
+    broker_up: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("powens_relay");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests by route and outcome",
+            requests.clone(),
+        );
+        // 0.5 ms to ~16 s.
+        let confirm_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "publish_confirm_seconds",
+            "Time from publishing a message to the broker's confirm",
+            confirm_seconds.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_requests",
+            "Webhook requests being handled",
+            in_flight.clone(),
+        );
+        let broker_up = Gauge::default();
+        registry.register(
+            "broker_connected",
+            "1 while the broker connection is usable, else 0",
+            broker_up.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            confirm_seconds,
+            in_flight,
+            broker_up,
+        }
+    }
+}
+
+impl Metrics {
+    /// Records how long a publish took to be confirmed.
+    pub fn observe_confirm(&self, elapsed: Duration) {
+        self.confirm_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition, with the broker state as of now.
+    pub fn render(&self, broker_ready: bool) -> String {
+        self.broker_up.set(i64::from(broker_ready));
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The request id: the proxy's `x-request-id` when it is short visible ASCII, else a
+/// new one.
+fn request_id(request: &Request) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    if let Some(id) = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return id.to_owned();
+    }
+    let base = *BASE.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+    format!(
+        "{:016x}",
+        base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+    )
+}
+
+/// Middleware: a span with the request id, the in-flight gauge, one log line per
+/// request (never a header or body) and the requests counter.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let is_webhook = route.starts_with("/powens-webhook/");
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
+    if is_webhook {
+        metrics.in_flight.inc();
+    }
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if is_webhook {
+        metrics.in_flight.dec();
+    }
+    let outcome =
+        response
+            .extensions()
+            .get::<Outcome>()
+            .copied()
+            .unwrap_or(match response.status() {
+                StatusCode::NOT_FOUND => Outcome::NotFound,
+                s if s.is_success() => Outcome::Served,
+                _ => Outcome::Other,
+            });
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            outcome: outcome.label().to_owned(),
+        })
+        .inc();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    span.in_scope(|| {
+        let status = response.status().as_u16();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if is_webhook {
+            tracing::info!(status, outcome = outcome.label(), micros, "webhook handled");
+        } else {
+            tracing::debug!(status, micros, "request handled");
+        }
+    });
+    response
+}
+
+/// `GET /metrics`.
+pub fn metrics_response(metrics: &Metrics, broker_ready: bool) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(broker_ready),
+    )
+        .into_response()
+}
+
+/// Installs the global log subscriber: level from `RUST_LOG` (default `info`), text or
+/// JSON lines on standard error (standard output carries messages without a broker).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A subscriber may already be installed (tests); keep it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+}
