@@ -1,0 +1,243 @@
+//! End to end against the real RabbitMQ: the relay on port 0, a consumer bound through
+//! the library, webhooks sent over HTTP.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use powens_webhooks::relay::Relay;
+use powens_webhooks::relay::config::RelayConfig;
+use powens_webhooks::relay::consume::{
+    Bindings, ConsumerSettings, Incoming, Received, TealConsumer,
+};
+use powens_webhooks::{Domain, TealMessage};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+use super::{AMQP_URL, broker, config, delete_exchanges, signed, signed_at, unique, verify_domain};
+
+/// Starts the relay of `config`; stops when the handle is dropped with the runtime.
+async fn start(mut config: RelayConfig) -> (SocketAddr, JoinHandle<()>) {
+    config.amqp_url = Some(broker());
+    let relay = Relay::start(&config).await.unwrap();
+    let addr = relay.local_addr().unwrap();
+    let handle = tokio::spawn(async move {
+        relay.run(std::future::pending()).await.unwrap();
+    });
+    (addr, handle)
+}
+
+async fn consumer(prefix: &str, domains: &[&str]) -> TealConsumer {
+    let settings = ConsumerSettings {
+        exchange_prefix: prefix.to_owned(),
+        ..ConsumerSettings::default()
+    };
+    let bindings = Bindings {
+        domains: domains.iter().map(|d| Domain::parse(d).unwrap()).collect(),
+        ..Bindings::default()
+    };
+    TealConsumer::connect(&broker(), &settings, &bindings)
+        .await
+        .unwrap()
+}
+
+/// Sends `request` to the relay at `addr`; returns the status and body.
+pub async fn post(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> (u16, String) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    driver.abort();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn next(consumer: &mut TealConsumer) -> Received {
+    let received = timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("no message within 10 s")
+        .unwrap()
+        .unwrap();
+    received.ack().await.unwrap();
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_for_two_domains_arrive_intact_and_refused_ones_never_do() {
+    let prefix = unique("e2e");
+    let toml = format!(
+        "exchange_prefix = \"{prefix}\"\n{}{}",
+        verify_domain("budgea.biapi.pro", "secret-one"),
+        verify_domain("other.biapi.pro", "secret-two"),
+    );
+    let mut consumer = consumer(&prefix, &["budgea.biapi.pro", "other.biapi.pro"]).await;
+    let (addr, _relay) = start(config(&toml)).await;
+
+    let sent = [
+        (
+            "budgea.biapi.pro",
+            "CONNECTION_SYNCED",
+            "secret-one",
+            r#"{"id_webhook_data": 1, "name": "Café"}"#.as_bytes(),
+        ),
+        (
+            "other.biapi.pro",
+            "USER_CREATED",
+            "secret-two",
+            br#"{"id_webhook_data": 2}"#.as_slice(),
+        ),
+        (
+            "budgea.biapi.pro",
+            "ACCOUNT_SYNCED",
+            "secret-one",
+            b"0101234    CFONB text, not JSON\n".as_slice(),
+        ),
+    ];
+    for (domain, event, secret, body) in sent {
+        let path = format!("/powens-webhook/{domain}/{event}");
+        let request = signed(&path, body, secret);
+        let signature = request.headers()["BI-Signature"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let date = request.headers()["BI-Signature-Date"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(post(addr, request).await, (204, String::new()));
+
+        let received = next(&mut consumer).await;
+        let Incoming::Webhook(message) = &received.message else {
+            panic!("expected a webhook, got {:?}", received.message);
+        };
+        assert_eq!(received.routing_key, domain);
+        assert_eq!(received.content_type.as_deref(), Some("application/json"));
+        assert_eq!(received.delivery_mode, Some(2));
+        assert_eq!(
+            received.body,
+            message.to_json(),
+            "the body is TeaL's JSON of the message"
+        );
+        assert_eq!(message.domain.as_str(), domain);
+        assert_eq!(message.event.as_str(), event);
+        assert_eq!(message.payload.as_bytes(), body, "payload byte for byte");
+        assert!(message.user_token.is_none());
+        let hmac = message.hmac_signature.as_ref().unwrap();
+        assert_eq!(hmac.signature, signature);
+        assert_eq!(hmac.payload_prefix, format!("POST.{path}.{date}."));
+        assert_eq!(
+            hmac.signature_date.unwrap().to_utc(),
+            date.parse::<chrono::DateTime<Utc>>().unwrap()
+        );
+        let age = Utc::now() - message.timestamp.to_utc();
+        assert!(
+            age >= chrono::Duration::zero() && age < chrono::Duration::seconds(60),
+            "{age}"
+        );
+        let expected_id = message.id_webhook_data().map(|id| id.to_string());
+        assert_eq!(received.message_id, expected_id);
+    }
+
+    // Refused: wrong signature, stale date, unknown domain. Then one good webhook, which
+    // must be the next message: nothing refused was published in between.
+    let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+    let stale = Utc::now() - chrono::Duration::hours(2);
+    for (request, status) in [
+        (signed(path, b"{}", "secret-two"), 401),
+        (signed_at(path, b"{}", "secret-one", stale), 401),
+        (
+            signed(
+                "/powens-webhook/unknown.biapi.pro/USER_SYNCED",
+                b"{}",
+                "secret-one",
+            ),
+            404,
+        ),
+    ] {
+        assert_eq!(post(addr, request).await.0, status);
+    }
+    assert_eq!(
+        post(addr, signed(path, b"{\"last\": true}", "secret-one"))
+            .await
+            .0,
+        204
+    );
+    let Incoming::Webhook(last) = next(&mut consumer).await.message else {
+        panic!("expected a webhook");
+    };
+    assert_eq!(last.payload, "{\"last\": true}");
+    consumer.close().await;
+    delete_exchanges(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_webhook_is_503_by_default_and_204_when_accepted() {
+    for (policy, status) in [("", 503), ("unroutable = \"accept\"\n", 204)] {
+        // A fresh prefix: no queue is bound to this exchange.
+        let prefix = unique("unroutable");
+        let toml = format!(
+            "exchange_prefix = \"{prefix}\"\n{policy}{}",
+            verify_domain("budgea.biapi.pro", "s")
+        );
+        let (addr, _relay) = start(config(&toml)).await;
+        let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+        let (got, body) = post(addr, signed(path, b"{}", "s")).await;
+        assert_eq!(got, status, "{policy:?}: {body}");
+        if status == 503 {
+            assert_eq!(
+                body,
+                "no queue is bound to receive messages for this domain; retry later\n"
+            );
+        }
+        delete_exchanges(&prefix).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_relays_a_bearer_only_request_through_the_broker() {
+    let prefix = unique("forward");
+    let toml = format!(
+        "exchange_prefix = \"{prefix}\"\n[domains.\"forward.biapi.pro\"]\nmode = \"forward\"\n"
+    );
+    let mut consumer = consumer(&prefix, &["forward.biapi.pro"]).await;
+    let (addr, _relay) = start(config(&toml)).await;
+    let request = http::Request::post("/powens-webhook/forward.biapi.pro/USER_CREATED")
+        .header("host", "relay")
+        .header("authorization", "Bearer eyJ0.user-token")
+        .body(Full::new(Bytes::from_static(b"{\"user\": {\"id\": 5}}")))
+        .unwrap();
+    assert_eq!(post(addr, request).await.0, 204);
+    let Incoming::Webhook(message) = next(&mut consumer).await.message else {
+        panic!("expected a webhook");
+    };
+    assert_eq!(message.user_token.unwrap().as_str(), "eyJ0.user-token");
+    assert!(message.hmac_signature.is_none());
+    assert_eq!(message.payload, "{\"user\": {\"id\": 5}}");
+    consumer.close().await;
+    delete_exchanges(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_exchange_with_other_flags_stops_start_up_with_a_clear_error() {
+    let prefix = unique("flags");
+    let durable = format!(
+        "exchange_prefix = \"{prefix}\"\nexchange_durable = true\n{}",
+        verify_domain("budgea.biapi.pro", "s")
+    );
+    let (_, first) = start(config(&durable)).await;
+    let mut second =
+        config(&durable.replace("exchange_durable = true", "exchange_durable = false"));
+    second.amqp_url = Some(powens_webhooks::relay::config::AmqpUrl::parse(AMQP_URL).unwrap());
+    let error = Relay::start(&second).await.unwrap_err().to_string();
+    assert!(error.contains("set exchange_durable to match"), "{error}");
+    assert!(!error.contains("guest:guest"), "{error}");
+    first.abort();
+    delete_exchanges(&prefix).await;
+}

@@ -1,0 +1,153 @@
+//! `powens-relay serve` as a process: SIGTERM while webhooks are flowing loses none that
+//! were answered 204, and the process exits 0.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use powens_webhooks::Domain;
+use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
+use tokio::time::timeout;
+
+use super::{AMQP_URL, broker, delete_exchanges, secret_file, signed, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
+    let prefix = unique("shutdown");
+    let settings = ConsumerSettings {
+        exchange_prefix: prefix.clone(),
+        ..ConsumerSettings::default()
+    };
+    let bindings = Bindings {
+        domains: vec![Domain::parse("budgea.biapi.pro").unwrap()],
+        ..Bindings::default()
+    };
+    let mut consumer = TealConsumer::connect(&broker(), &settings, &bindings)
+        .await
+        .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_powens-relay"))
+        .arg("serve")
+        .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")
+        .env("POWENS_RELAY_AMQP_URL", AMQP_URL)
+        .env("POWENS_RELAY_EXCHANGE_PREFIX", &prefix)
+        .env(
+            "POWENS_RELAY_DOMAINS",
+            format!("budgea.biapi.pro=file:{}", secret_file("s3cr3t").display()),
+        )
+        .env("POWENS_RELAY_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert_ne!(
+            stderr.read_line(&mut line).unwrap(),
+            0,
+            "the relay exited before listening"
+        );
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split('"').next().unwrap().trim().parse().unwrap();
+        }
+    };
+    let logs = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    // 8 senders post webhooks with distinct ids until the relay stops answering.
+    let mut senders = Vec::new();
+    for sender in 0..8u64 {
+        senders.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for n in 0.. {
+                let id = sender * 1_000_000 + n;
+                let body = format!("{{\"id_webhook_data\": {id}}}");
+                let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+                match try_post(addr, signed(path, body.as_bytes(), "s3cr3t")).await {
+                    Some(204) => accepted.push(id),
+                    Some(status) => panic!("unexpected status {status}"),
+                    // Connection refused or closed: the relay is shutting down.
+                    None => break,
+                }
+            }
+            accepted
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "the relay exited with {exit}");
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("shutdown signal received")),
+        "{logs:#?}"
+    );
+
+    let mut accepted = BTreeSet::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    eprintln!("{} webhooks answered 204 before SIGTERM", accepted.len());
+    assert!(
+        accepted.len() > 10,
+        "too few webhooks before SIGTERM: {}",
+        accepted.len()
+    );
+
+    let mut consumed = BTreeSet::new();
+    while consumed.len() < accepted.len() {
+        let received = timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {} accepted webhooks consumed",
+                    consumed.len(),
+                    accepted.len()
+                )
+            })
+            .unwrap()
+            .unwrap();
+        received.ack().await.unwrap();
+        let Incoming::Webhook(message) = &received.message else {
+            panic!("not a webhook")
+        };
+        consumed.insert(message.id_webhook_data().unwrap());
+        assert_eq!(
+            received.message_id,
+            message.id_webhook_data().map(|i| i.to_string())
+        );
+    }
+    assert!(
+        accepted.is_subset(&consumed),
+        "lost: {:?}",
+        accepted.difference(&consumed).collect::<Vec<_>>()
+    );
+    consumer.close().await;
+    delete_exchanges(&prefix).await;
+}
+
+/// Posts on a new connection; `None` if the relay refused or dropped the connection.
+async fn try_post(
+    addr: SocketAddr,
+    request: http::Request<http_body_util::Full<axum::body::Bytes>>,
+) -> Option<u16> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await.ok();
+    driver.abort();
+    response.map(|r| r.status().as_u16())
+}
