@@ -785,4 +785,21 @@ secrets = ["env:Y"]
             );
         }
     }
+
+    #[test]
+    fn the_example_file_is_valid_but_for_its_secrets_absent_here() {
+        let text = include_str!("../../relay.example.toml");
+        let problems = match RelayConfig::from_toml(text, &Overrides::default()) {
+            Err(ConfigError::Invalid { problems }) => problems,
+            other => panic!("expected only secret problems, got {other:?}"),
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "domains.\"budgea.biapi.pro\".secrets[0]",
+                "domains.\"budgea.biapi.pro\".secrets[1]"
+            ]
+        );
+    }
 }

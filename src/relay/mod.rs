@@ -126,8 +126,15 @@ impl Relay {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RelayError> {
+        use axum::serve::ListenerExt;
         let app = http::router(self.state);
-        let served = axum::serve(self.listener, app)
+        // Responses are small and latency matters more than packet count.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(RelayError::Serve);

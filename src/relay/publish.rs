@@ -288,6 +288,11 @@ impl MemoryPublisher {
         self.state().published.clone()
     }
 
+    /// The messages published so far, forgetting them.
+    pub fn take(&self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.state().published)
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

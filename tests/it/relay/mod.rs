@@ -1,6 +1,7 @@
 //! The relay: router tests with an in-memory publisher, end-to-end tests against the
 //! real RabbitMQ on 127.0.0.1:5672, and graceful shutdown of the binary.
 
+mod commands;
 mod e2e;
 mod router;
 mod shutdown;
@@ -106,4 +107,69 @@ pub async fn delete_exchanges(prefix: &str) {
             .unwrap();
     }
     let _ = connection.close(200, "done".into()).await;
+}
+
+/// `powens-relay serve` as a child process, listening on a port of its choosing.
+pub struct Serve {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    logs: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Serve {
+    /// Starts `serve` with `env` (on top of port 0 and JSON logs at info) and waits for
+    /// its "listening on" line. Its standard output is piped when `capture_stdout`.
+    pub fn spawn(env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(env, std::process::Stdio::null())
+    }
+
+    /// As [`Serve::spawn`], with standard output going to `stdout`.
+    pub fn spawn_with(env: &[(&str, &str)], stdout: std::process::Stdio) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_powens-relay"));
+        command
+            .arg("serve")
+            .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")
+            .env("POWENS_RELAY_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut early = Vec::new();
+        let addr = loop {
+            let mut line = String::new();
+            let read = stderr.read_line(&mut line).unwrap();
+            assert_ne!(read, 0, "serve exited before listening: {early:#?}");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split('"').next().unwrap().trim().parse().unwrap();
+            }
+            early.push(line);
+        };
+        let logs = std::thread::spawn(move || {
+            early.extend(stderr.lines().map_while(Result::ok));
+            early
+        });
+        Self { child, addr, logs }
+    }
+
+    /// The child's standard output, when it was piped.
+    pub fn stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().unwrap()
+    }
+
+    /// Sends SIGTERM and waits: the exit status and every log line.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = self.child.wait().unwrap();
+        (status, self.logs.join().unwrap())
+    }
 }

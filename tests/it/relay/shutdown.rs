@@ -2,16 +2,14 @@
 //! were answered 204, and the process exits 0.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use powens_webhooks::Domain;
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
 use tokio::time::timeout;
 
-use super::{AMQP_URL, broker, delete_exchanges, secret_file, signed, unique};
+use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, signed, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
@@ -28,34 +26,13 @@ async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
         .await
         .unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_powens-relay"))
-        .arg("serve")
-        .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")
-        .env("POWENS_RELAY_AMQP_URL", AMQP_URL)
-        .env("POWENS_RELAY_EXCHANGE_PREFIX", &prefix)
-        .env(
-            "POWENS_RELAY_DOMAINS",
-            format!("budgea.biapi.pro=file:{}", secret_file("s3cr3t").display()),
-        )
-        .env("POWENS_RELAY_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr: SocketAddr = loop {
-        let mut line = String::new();
-        assert_ne!(
-            stderr.read_line(&mut line).unwrap(),
-            0,
-            "the relay exited before listening"
-        );
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split('"').next().unwrap().trim().parse().unwrap();
-        }
-    };
-    let logs = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let secret = format!("budgea.biapi.pro=file:{}", secret_file("s3cr3t").display());
+    let relay = Serve::spawn(&[
+        ("POWENS_RELAY_AMQP_URL", AMQP_URL),
+        ("POWENS_RELAY_EXCHANGE_PREFIX", &prefix),
+        ("POWENS_RELAY_DOMAINS", &secret),
+    ]);
+    let addr = relay.addr;
 
     // 8 senders post webhooks with distinct ids until the relay stops answering.
     let mut senders = Vec::new();
@@ -77,17 +54,10 @@ async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let (exit, logs) = tokio::task::spawn_blocking(move || relay.terminate())
         .await
-        .unwrap()
         .unwrap();
     assert!(exit.success(), "the relay exited with {exit}");
-    let logs = logs.join().unwrap();
     assert!(
         logs.iter().any(|l| l.contains("shutdown signal received")),
         "{logs:#?}"

@@ -1,0 +1,139 @@
+//! `powens-relay serve`, `send` and `consume` as commands (SPEC §4).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+use powens_webhooks::{PowensWebhookMessage, TealMessage};
+
+use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, unique};
+
+fn relay() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_powens-relay"))
+}
+
+/// `send URL` with `body` on stdin and `secret` in the environment.
+fn send(url: &str, extra: &[&str], secret: &str, body: &[u8]) -> Output {
+    let mut child = relay()
+        .arg("send")
+        .arg(url)
+        .args(extra)
+        .env("POWENS_WEBHOOK_SECRET", secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_invalid_configuration_stops_serve_naming_every_key() {
+    let output = relay()
+        .args([
+            "serve",
+            "--listen",
+            "nowhere",
+            "--domain",
+            "example.com=env:X",
+        ])
+        .env("POWENS_RELAY_AMQP_URL", "amqp://user:pa55word@[::1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for key in ["listen: ", "amqp_url: ", "--domain example.com: "] {
+        assert!(stderr.contains(key), "{key} missing from {stderr}");
+    }
+    assert!(!stderr.contains("pa55word"), "{stderr}");
+}
+
+#[test]
+fn without_a_broker_serve_writes_each_message_to_stdout() {
+    let domain = format!(
+        "sandbox.biapi.pro=file:{}",
+        secret_file("secret_key").display()
+    );
+    let mut serve = Serve::spawn_with(&[("POWENS_RELAY_DOMAINS", &domain)], Stdio::piped());
+    let mut stdout = BufReader::new(serve.stdout());
+    let url = format!("http://{}/powens-webhook/sandbox.biapi.pro", serve.addr);
+    let body = br#"{"id_webhook_data": 3, "name": "Caf\u00e9"}"#;
+
+    let output = send(&url, &["--event", "USER_SYNCED"], "secret_key", body);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, b"204\n");
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let message = PowensWebhookMessage::from_json(line.trim_end().as_bytes()).unwrap();
+    assert_eq!(message.payload.as_bytes(), body);
+    assert_eq!(message.event.as_str(), "USER_SYNCED");
+
+    let output = send(&format!("{url}/USER_SYNCED"), &[], "wrong", body);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "401\nsignature does not match any key for sandbox.biapi.pro\n"
+    );
+    let (status, logs) = serve.terminate();
+    assert!(status.success());
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("messages are written to standard output")),
+        "serve must say where messages go: {logs:#?}"
+    );
+}
+
+#[test]
+fn consume_prints_what_serve_published() {
+    broker();
+    let prefix = unique("commands");
+    let mut consume = relay()
+        .args([
+            "consume",
+            "--amqp-url",
+            AMQP_URL,
+            "--domain",
+            "budgea.biapi.pro",
+        ])
+        .args(["--exchange-prefix", &prefix, "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until its queue is bound.
+    let mut stderr = BufReader::new(consume.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("consuming from queue "), "{line}");
+
+    let domain = format!("budgea.biapi.pro=file:{}", secret_file("s").display());
+    let serve = Serve::spawn(&[
+        ("POWENS_RELAY_AMQP_URL", AMQP_URL),
+        ("POWENS_RELAY_EXCHANGE_PREFIX", &prefix),
+        ("POWENS_RELAY_DOMAINS", &domain),
+    ]);
+    let url = format!(
+        "http://{}/powens-webhook/budgea.biapi.pro/USER_SYNCED",
+        serve.addr
+    );
+    for body in ["{\"n\": 1}", "{\"n\": 2}"] {
+        let output = send(&url, &[], "s", body.as_bytes());
+        assert_eq!(output.stdout, b"204\n", "{output:?}");
+    }
+    let output = consume.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let payloads: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            PowensWebhookMessage::from_json(l.as_bytes())
+                .unwrap()
+                .payload
+        })
+        .collect();
+    assert_eq!(payloads, ["{\"n\": 1}", "{\"n\": 2}"]);
+    assert!(serve.terminate().0.success());
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(delete_exchanges(&prefix));
+}
