@@ -212,9 +212,23 @@ pub fn metrics_response(metrics: &Metrics, broker_ready: bool) -> Response {
 
 /// Installs the global log subscriber: level from `RUST_LOG` (default `info`), text or
 /// JSON lines on standard error (standard output carries messages without a broker).
+///
+/// lapin is held at `info` whatever `RUST_LOG` says (at `trace` it prints whole AMQP
+/// frames), and its warning about a returned message is silenced: it prints the message,
+/// body and signature included. The relay logs unroutable messages itself.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    const QUIET: [&str; 3] = [
+        "lapin=info",
+        "lapin::returned_messages=error",
+        "amq_protocol=info",
+    ];
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for directive in QUIET {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -137,3 +137,72 @@ fn consume_prints_what_serve_published() {
         .unwrap()
         .block_on(delete_exchanges(&prefix));
 }
+
+#[test]
+fn trace_logs_never_show_a_secret_a_signature_a_token_or_a_body() {
+    broker();
+    let prefix = unique("logs");
+    let secret = "SECRET-MARKER-4c1d";
+    let domains = format!(
+        "budgea.biapi.pro=file:{};forward.biapi.pro=forward",
+        secret_file(secret).display()
+    );
+    let serve = Serve::spawn(&[
+        ("POWENS_RELAY_AMQP_URL", AMQP_URL),
+        ("POWENS_RELAY_EXCHANGE_PREFIX", &prefix),
+        ("POWENS_RELAY_DOMAINS", &domains),
+        ("RUST_LOG", "trace"),
+    ]);
+    let body = br#"{"BODY-MARKER-9e2a": true}"#;
+    // Verified, then returned by the broker (no queue bound): 503, and lapin handles a
+    // returned frame carrying the body.
+    let url = format!(
+        "http://{}/powens-webhook/budgea.biapi.pro/USER_SYNCED",
+        serve.addr
+    );
+    let output = send(&url, &[], secret, body);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().next(),
+        Some("503")
+    );
+    // Forwarded with a token and a signature.
+    let request = super::signed(
+        "/powens-webhook/forward.biapi.pro/USER_SYNCED",
+        body,
+        secret,
+    );
+    let signature = request.headers()["BI-Signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut request = request;
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer TOKEN-MARKER-77f0".parse().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (status, _) = runtime.block_on(super::e2e::post(serve.addr, request));
+    assert_eq!(status, 503);
+
+    let (exit, logs) = serve.terminate();
+    assert!(exit.success());
+    let logs = logs.join("\n");
+    assert!(logs.contains("webhook refused"), "{logs}");
+    let markers = [
+        secret,
+        "BODY-MARKER",
+        "TOKEN-MARKER",
+        &signature,
+        "guest:guest",
+    ];
+    for marker in markers {
+        assert!(!logs.contains(marker), "{marker} appears in the logs");
+        // Also as a Debug byte list, as lapin would print a message's data.
+        let bytes = format!("{:?}", marker.as_bytes());
+        let bytes = bytes.trim_start_matches('[').trim_end_matches(']');
+        assert!(
+            !logs.contains(bytes),
+            "{marker} appears in the logs as bytes"
+        );
+    }
+    runtime.block_on(delete_exchanges(&prefix));
+}
