@@ -98,11 +98,7 @@ fuzz_target!(|data: &[u8]| {
         "unexpected status {status}"
     );
     if status == 204 {
-        assert_eq!(
-            published.len(),
-            1,
-            "a 204 must publish exactly one message"
-        );
+        assert_eq!(published.len(), 1, "a 204 must publish exactly one message");
         let message = PowensWebhookMessage::from_json(&published[0].body).unwrap();
         if message.domain.as_str() == "budgea.biapi.pro" {
             let verifier = Verifier::new(KeyRing::new(Secret::new(SECRET).unwrap()));
