@@ -3,8 +3,8 @@
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Timelike};
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName};
 
 use crate::signature::Signature;
 
@@ -169,9 +169,12 @@ impl PowensHeaders {
     /// # Errors
     /// A [`HeaderError`] naming the first header that is wrong.
     pub fn from_header_map(headers: &HeaderMap) -> Result<Self, HeaderError> {
-        let signature = single(headers, BI_SIGNATURE, "BI-Signature")?;
-        let date = single(headers, BI_SIGNATURE_DATE, "BI-Signature-Date")?;
-        let authorization = single(headers, AUTHORIZATION.as_str(), "Authorization")?;
+        // Names as `HeaderName`s: a `&str` would be parsed into one on every lookup.
+        const SIGNATURE: HeaderName = HeaderName::from_static(BI_SIGNATURE);
+        const DATE: HeaderName = HeaderName::from_static(BI_SIGNATURE_DATE);
+        let signature = single(headers, &SIGNATURE, "BI-Signature")?;
+        let date = single(headers, &DATE, "BI-Signature-Date")?;
+        let authorization = single(headers, &AUTHORIZATION, "Authorization")?;
         let hmac = match (signature, date) {
             (Some(signature), Some(date)) => Some(HmacHeaders {
                 signature: Signature::from_base64(signature)?,
@@ -218,7 +221,7 @@ impl PowensHeaders {
 /// The one value of header `name`, or `None`; an error when it repeats or is not ASCII.
 fn single<'h>(
     headers: &'h HeaderMap,
-    name: &str,
+    name: &HeaderName,
     display: &'static str,
 ) -> Result<Option<&'h str>, HeaderError> {
     let mut values = headers.get_all(name).iter();

@@ -62,6 +62,13 @@ impl TealMessage for PowensWebhookMessage {
     fn routing_key(&self) -> &str {
         self.domain.as_str()
     }
+
+    fn to_json(&self) -> Vec<u8> {
+        // The payload is most of the message, and its quotes get escaped: size the buffer
+        // once rather than doubling it up from a guess.
+        let capacity = self.payload.len() + self.payload.len() / 8 + 512;
+        teal_json::to_vec_with_capacity(self, capacity)
+    }
 }
 
 impl PowensWebhookMessage {

@@ -17,12 +17,14 @@ impl Formatter for AsciiFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        let bytes = fragment.as_bytes();
         let mut start = 0;
-        for (index, ch) in fragment.char_indices() {
-            if ch < '\u{7f}' {
-                continue;
-            }
-            writer.write_all(&fragment.as_bytes()[start..index])?;
+        // Scan bytes, not chars: most text is ASCII, and a byte at or above 0x7f always
+        // starts (or is) a character to escape.
+        while let Some(offset) = bytes[start..].iter().position(|&b| b >= 0x7f) {
+            let index = start + offset;
+            writer.write_all(&bytes[start..index])?;
+            let ch = fragment[index..].chars().next().unwrap_or_default();
             let mut units = [0_u16; 2];
             for unit in ch.encode_utf16(&mut units) {
                 write!(writer, "\\u{unit:04x}")?;
@@ -35,7 +37,12 @@ impl Formatter for AsciiFormatter {
 
 /// `value` as TeaL's JSON bytes.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    to_vec_with_capacity(value, 256)
+}
+
+/// As [`to_vec`], into a buffer of `capacity` bytes to start with.
+pub(crate) fn to_vec_with_capacity<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     let mut serializer = Serializer::with_formatter(&mut out, AsciiFormatter);
     // Serializing our message types into memory cannot fail: every map key is a string
     // and no Serialize impl here returns an error.

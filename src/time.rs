@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, SubsecRound, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDateTime, SubsecRound, TimeZone, Timelike, Utc,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A date and time as Python (and so TeaL) holds it: microsecond precision, with or
@@ -80,7 +82,23 @@ fn python_precision(local: NaiveDateTime) -> NaiveDateTime {
 
 impl fmt::Display for IsoDateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.local.format("%Y-%m-%dT%H:%M:%S"))?;
+        let local = &self.local;
+        if (0..=9999).contains(&local.year()) {
+            // What %Y-%m-%dT%H:%M:%S prints for these years, without parsing a format
+            // string on every message.
+            write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                local.year(),
+                local.month(),
+                local.day(),
+                local.hour(),
+                local.minute(),
+                local.second()
+            )?;
+        } else {
+            write!(f, "{}", local.format("%Y-%m-%dT%H:%M:%S"))?;
+        }
         let micros = self.local.and_utc().timestamp_subsec_micros();
         if micros != 0 {
             write!(f, ".{micros:06}")?;
@@ -154,6 +172,24 @@ impl<'de> Deserialize<'de> for IsoDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_date_part_is_what_chrono_prints_with_the_format_string() {
+        // Every year from 0 to 9999 and beyond the fast path, with varied fields.
+        for (i, year) in (0..=9999)
+            .step_by(7)
+            .chain([-1, 10_000, 262_000])
+            .enumerate()
+        {
+            let i = u32::try_from(i).unwrap();
+            let at = chrono::NaiveDate::from_ymd_opt(year, i % 12 + 1, i % 28 + 1)
+                .unwrap()
+                .and_hms_opt(i % 24, i % 60, (i * 7) % 60)
+                .unwrap();
+            let text = IsoDateTime::naive_utc(at.and_utc()).to_string();
+            assert_eq!(text, at.format("%Y-%m-%dT%H:%M:%S").to_string(), "{year}");
+        }
+    }
 
     #[test]
     fn python_isoformat() {
