@@ -18,7 +18,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::{AMQP_URL, broker, config, delete_exchanges, signed, signed_at, unique, verify_domain};
+use super::{
+    AMQP_URL, assert_signed_for, broker, config, delete_exchanges, signed, signed_at, strip_hooks,
+    unique, verify_domain,
+};
 
 /// Starts the relay of `config`; stops when the handle is dropped with the runtime.
 async fn start(mut config: RelayConfig) -> (SocketAddr, JoinHandle<()>) {
@@ -239,5 +242,50 @@ async fn a_declared_exchange_with_other_flags_stops_start_up_with_a_clear_error(
     assert!(error.contains("set exchange_durable to match"), "{error}");
     assert!(!error.contains("guest:guest"), "{error}");
     first.abort();
+    delete_exchanges(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_that_strips_hooks_the_prefix_makes_the_signature_match() {
+    let prefix = unique("proxy");
+    let mut consumer = consumer(&prefix, &["budgea.biapi.pro"]).await;
+    let domain = verify_domain("budgea.biapi.pro", "s");
+    let base = format!("exchange_prefix = \"{prefix}\"\n");
+    let (with_prefix, _a) = start(config(&format!(
+        "{base}public_path_prefix = \"/hooks\"\n{domain}"
+    )))
+    .await;
+    let (without_prefix, _b) = start(config(&format!("{base}{domain}"))).await;
+
+    // Powens signed the public path; the proxy forwards the path without /hooks.
+    let public = "/hooks/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+    let (status, body) = post(
+        without_prefix,
+        strip_hooks(signed(public, b"{\"n\": 1}", "s")),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            401,
+            "signature does not match any key for budgea.biapi.pro\n"
+        )
+    );
+    assert_eq!(
+        post(with_prefix, strip_hooks(signed(public, b"{\"n\": 2}", "s")))
+            .await
+            .0,
+        204
+    );
+
+    let Incoming::Webhook(message) = next(&mut consumer).await.message else {
+        panic!("expected a webhook");
+    };
+    assert_eq!(
+        message.payload, "{\"n\": 2}",
+        "only the prefixed relay published"
+    );
+    assert_signed_for(&message, public);
+    consumer.close().await;
     delete_exchanges(&prefix).await;
 }

@@ -173,3 +173,21 @@ impl Serve {
         (status, self.logs.join().unwrap())
     }
 }
+
+/// `request` as a reverse proxy forwards it after stripping the leading `/hooks`.
+pub fn strip_hooks<B>(request: Request<B>) -> Request<B> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().strip_prefix("/hooks").unwrap().to_owned();
+    parts.uri = path.parse().unwrap();
+    Request::from_parts(parts, body)
+}
+
+/// Asserts that `message` carries a signature made for `POST path`.
+pub fn assert_signed_for(message: &powens_webhooks::PowensWebhookMessage, path: &str) {
+    let hmac = message.hmac_signature.as_ref().expect("a signature");
+    assert!(
+        hmac.payload_prefix.starts_with(&format!("POST.{path}.")),
+        "{}",
+        hmac.payload_prefix
+    );
+}

@@ -11,7 +11,7 @@ use powens_webhooks::relay::publish::{MemoryPublisher, PublishError};
 use powens_webhooks::{PowensWebhookMessage, TealMessage};
 use tower::ServiceExt;
 
-use super::{config, signed, signed_at, verify_domain};
+use super::{assert_signed_for, config, signed, signed_at, strip_hooks, verify_domain};
 
 const DOMAIN: &str = "budgea.biapi.pro";
 const PATH: &str = "/powens-webhook/budgea.biapi.pro/CONNECTION_SYNCED";
@@ -324,27 +324,20 @@ async fn forward_mode_relays_a_bearer_only_request_unverified() {
 async fn the_public_path_prefix_is_part_of_the_signed_endpoint() {
     // Powens signed the public path; the proxy stripped /hooks before the relay.
     let public = format!("/hooks{PATH}");
-    let stripped = |request: Request<Body>| {
-        let (mut parts, body) = request.into_parts();
-        parts.uri = PATH.parse().unwrap();
-        Request::from_parts(parts, body)
-    };
     let (with_prefix, published) = relay("public_path_prefix = \"/hooks\"");
-    let answer = call(&with_prefix, stripped(body(signed(&public, BODY, SECRET)))).await;
+    let answer = call(
+        &with_prefix,
+        strip_hooks(body(signed(&public, BODY, SECRET))),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
     let message = PowensWebhookMessage::from_json(&published.published()[0].body).unwrap();
-    assert!(
-        message
-            .hmac_signature
-            .unwrap()
-            .payload_prefix
-            .starts_with(&format!("POST.{public}."))
-    );
+    assert_signed_for(&message, &public);
 
     let (without_prefix, _) = relay("");
     let answer = call(
         &without_prefix,
-        stripped(body(signed(&public, BODY, SECRET))),
+        strip_hooks(body(signed(&public, BODY, SECRET))),
     )
     .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
