@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 
 use super::config::{DomainPolicy, RelayConfig};
-use super::ops::{self, Metrics, Outcome};
+use super::ops::{self, Metrics, Outcome, Reason};
 use super::publish::{Outgoing, PublishError, Publisher};
 use crate::domain::{Domain, Event};
 use crate::headers::{HeaderError, PowensHeaders};
@@ -112,11 +112,6 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::warn!(status = self.status.as_u16(), reason = %self.reason, "webhook refused");
-        } else {
-            tracing::info!(status = self.status.as_u16(), reason = %self.reason, "webhook refused");
-        }
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -124,6 +119,8 @@ impl IntoResponse for Refusal {
         )
             .into_response();
         response.extensions_mut().insert(self.outcome);
+        // The request's log line (ops::track) gives the reason.
+        response.extensions_mut().insert(Reason(self.reason));
         response
     }
 }
@@ -231,10 +228,7 @@ async fn handle_webhook(
             .to_message(timestamp),
         DomainPolicy::Forward => request.to_unverified_message(timestamp),
     }
-    .map_err(|e| match e {
-        MessageError::PayloadNotUtf8 { .. } => Refusal::malformed(e.to_string()),
-        other => Refusal::malformed(other.to_string()),
-    })?;
+    .map_err(|e: MessageError| Refusal::malformed(e.to_string()))?;
 
     let outgoing = Outgoing {
         exchange: app.exchange.to_string(),
@@ -253,8 +247,7 @@ async fn handle_webhook(
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Refusal> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit exceeded");
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over_limit {
             Refusal::too_large(limit)
         } else {

@@ -46,12 +46,6 @@ pub struct Relay {
     publisher: Arc<dyn Publisher>,
 }
 
-impl std::fmt::Debug for dyn Publisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Publisher")
-    }
-}
-
 impl Relay {
     /// Connects to the broker of `config` (or, without one, writes messages to standard
     /// output), declares the webhook exchange and binds the listen address.

@@ -57,6 +57,11 @@ impl Outcome {
     }
 }
 
+/// Why a request was refused, for its log line: the text sent back, which never quotes a
+/// secret, a signature or a token.
+#[derive(Debug, Clone)]
+pub struct Reason(pub std::borrow::Cow<'static, str>);
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -189,10 +194,25 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     span.in_scope(|| {
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        if is_webhook {
-            tracing::info!(status, outcome = outcome.label(), micros, "webhook handled");
-        } else {
+        let reason = response.extensions().get::<Reason>().map(|r| r.0.as_ref());
+        if !is_webhook {
             tracing::debug!(status, micros, "request handled");
+        } else if response.status().is_server_error() {
+            tracing::warn!(
+                status,
+                outcome = outcome.label(),
+                reason,
+                micros,
+                "webhook handled"
+            );
+        } else {
+            tracing::info!(
+                status,
+                outcome = outcome.label(),
+                reason,
+                micros,
+                "webhook handled"
+            );
         }
     });
     response

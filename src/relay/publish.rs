@@ -67,6 +67,12 @@ pub trait Publisher: Send + Sync + 'static {
     }
 }
 
+impl std::fmt::Debug for dyn Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
 /// Publishes to RabbitMQ over one long-lived connection and one confirm-mode channel
 /// shared by every request: concurrent publishes pipeline their confirms.
 #[derive(Debug)]
