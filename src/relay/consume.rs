@@ -1,5 +1,33 @@
 //! The consumer side: bind a queue to TeaL's exchanges, as TeaL's `AMQHandler` does,
 //! and receive typed messages, acknowledged only once the caller has handled them.
+//!
+//! ```no_run
+//! use powens_webhooks::Domain;
+//! use powens_webhooks::relay::config::AmqpUrl;
+//! use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+//! let bindings = Bindings {
+//!     domains: vec![Domain::parse("budgea.biapi.pro")?],
+//!     ..Bindings::default()
+//! };
+//! let mut consumer = TealConsumer::connect(&url, &ConsumerSettings::default(), &bindings).await?;
+//! // Acknowledged when the handler returns Ok, requeued when it returns Err.
+//! while let Some(handled) = consumer
+//!     .handle_next(|received| {
+//!         if let Incoming::Webhook(webhook) = &received.message {
+//!             println!("{} from {}", webhook.event, webhook.domain);
+//!         }
+//!         std::future::ready(Ok::<(), std::io::Error>(()))
+//!     })
+//!     .await?
+//! {
+//!     handled?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 

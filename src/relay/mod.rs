@@ -1,6 +1,28 @@
 //! The relay (feature `relay`): `powens-relay serve` receives Powens webhooks over HTTP,
 //! verifies them and publishes them to RabbitMQ, answering 204 only once the broker has
 //! confirmed the message. Also the consumer side and the `send` client.
+//!
+//! Running the relay inside your own program (what `powens-relay serve` does):
+//!
+//! ```no_run
+//! use powens_webhooks::relay::Relay;
+//! use powens_webhooks::relay::config::{Overrides, RelayConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let overrides = Overrides {
+//!     config: Some("relay.toml".into()),
+//!     ..Overrides::default()
+//! };
+//! let config = RelayConfig::load(&overrides)?; // every key checked, secrets read
+//! let relay = Relay::start(&config).await?; // broker connected, exchange declared
+//! println!("listening on {}", relay.local_addr()?);
+//! relay.run(powens_webhooks::relay::ops::shutdown_signal()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! To serve the webhook route from an axum application of your own, build the router
+//! with [`http::router`] and any [`publish::Publisher`].
 
 pub mod config;
 pub mod consume;
