@@ -2,6 +2,7 @@
 //! real RabbitMQ on 127.0.0.1:5672, and graceful shutdown of the binary.
 
 mod commands;
+mod consume;
 mod e2e;
 mod router;
 mod shutdown;
