@@ -7,11 +7,14 @@
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Runs, in turn: raw lapin (confirms,
 //! N in flight), the relay (in this process, N keep-alive HTTP/1.1 connections), raw
-//! lapin again, and so on; a consumer bound to the exchange counts every message, and
+//! lapin again, and so on. A consumer bound to the exchange counts every message, and
 //! each run must be consumed in full (consumed = confirmed / answered 2xx) before the
-//! next starts. Prints a row per run, totals, and relay / raw: each relay run against
-//! the mean of the raw runs on either side, median over the rounds. Exits non-zero if
-//! any confirmed message was not consumed.
+//! next starts. By default it only counts deliveries (no acknowledgements, so that the
+//! measuring device does not load the broker); `--acking-consumer` uses the library's
+//! `TealConsumer` instead, which acknowledges each message. Prints a row per run,
+//! totals, and relay / raw: each relay run against the mean of the raw runs on either
+//! side, median over the rounds. Exits non-zero if any confirmed message was not
+//! consumed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +54,11 @@ struct Args {
     /// Rounds of (raw, relay); a last raw run closes the series.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Count with the library's `TealConsumer`, which parses every message and
+    /// acknowledges each one after its handler, instead of a consumer that only counts
+    /// deliveries (no acknowledgements): heavier on the broker, as real consumers are.
+    #[arg(long)]
+    acking_consumer: bool,
     /// RabbitMQ URL.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp_url: String,
@@ -98,30 +106,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = AmqpUrl::parse(&args.amqp_url)?;
     let prefix = format!("load_{}_{}_", std::process::id(), Utc::now().timestamp());
     let consumed = Arc::new(AtomicU64::new(0));
-    let mut consumer = TealConsumer::connect(
-        &url,
-        &ConsumerSettings {
-            exchange_prefix: prefix.clone(),
-            prefetch: 1000,
-            ..ConsumerSettings::default()
-        },
-        &Bindings {
-            domains: vec![Domain::parse(DOMAIN)?],
-            ..Bindings::default()
-        },
-    )
-    .await?;
-    let counter = consumed.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(result)) = consumer
-            .handle_next(|_| std::future::ready(Ok::<(), ()>(())))
-            .await
-        {
-            if result.is_ok() {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
+    if args.acking_consumer {
+        spawn_acking_consumer(&url, &prefix, consumed.clone()).await?;
+    } else {
+        spawn_counting_consumer(&url, &prefix, consumed.clone()).await?;
+    }
 
     let secret_path = std::env::temp_dir().join(format!("{prefix}secret"));
     std::fs::write(&secret_path, SECRET)?;
@@ -176,6 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = stop_relay.send(());
     relay_task.await??;
+    delete_exchange(&url, &prefix).await?;
 
     println!(
         "\n{} connections / in flight, {} s per run, ~{} B bodies, {} rounds\n",
@@ -258,6 +248,87 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if lost > 0 {
         return Err(format!("{lost} confirmed messages were not consumed").into());
     }
+    Ok(())
+}
+
+/// A consumer that only counts deliveries: a private queue bound to the webhook
+/// exchange, consumed without acknowledgements, so that the measuring device costs the
+/// broker as little as possible.
+async fn spawn_counting_consumer(
+    url: &AmqpUrl,
+    prefix: &str,
+    counter: Arc<AtomicU64>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions};
+    let connection = Connection::connect_uri(url.uri(), ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            Default::default(),
+        )
+        .await?;
+    let private = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), private, Default::default())
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.as_str().into(),
+            DOMAIN.into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await?;
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let mut deliveries = channel
+        .basic_consume(queue.name().clone(), "".into(), no_ack, Default::default())
+        .await?;
+    tokio::spawn(async move {
+        let _connection = connection;
+        while let Some(Ok(_)) = deliveries.next().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    Ok(())
+}
+
+/// The library's consumer: parses each message, acknowledges it after the handler.
+async fn spawn_acking_consumer(
+    url: &AmqpUrl,
+    prefix: &str,
+    counter: Arc<AtomicU64>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = ConsumerSettings {
+        exchange_prefix: prefix.to_owned(),
+        prefetch: 1000,
+        ..ConsumerSettings::default()
+    };
+    let bindings = Bindings {
+        domains: vec![Domain::parse(DOMAIN)?],
+        ..Bindings::default()
+    };
+    let mut consumer = TealConsumer::connect(url, &settings, &bindings).await?;
+    tokio::spawn(async move {
+        while let Ok(Some(Ok(()))) = consumer
+            .handle_next(|_| std::future::ready(Ok::<(), ()>(())))
+            .await
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
     Ok(())
 }
 
@@ -446,6 +517,18 @@ async fn raw_run(
     let run = collect(tasks, started).await;
     let _ = connection.close(200, "done".into()).await;
     Ok(run)
+}
+
+/// Removes the run's exchange, so that runs leave nothing behind.
+async fn delete_exchange(url: &AmqpUrl, prefix: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let connection = Connection::connect_uri(url.uri(), ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
 }
 
 type TaskResult = (u64, u64, Vec<u64>);
