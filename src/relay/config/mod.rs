@@ -1,20 +1,24 @@
 //! The relay's configuration: a TOML file, overridden key by key by flags and
 //! `POWENS_RELAY_*` environment variables, validated as a whole before anything starts.
 
+mod overrides;
+mod values;
+
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use lapin::uri::AMQPUri;
 use serde::Deserialize;
+
+pub use overrides::Overrides;
+use overrides::parse_domain_flag;
+use values::check_path_prefix;
+pub use values::{AmqpUrl, SecretRef};
 
 use crate::amq::TealExchange;
 use crate::domain::Domain;
 use crate::keyring::KeyRing;
-use crate::secret::Secret;
 use crate::verify::{FreshnessWindow, Verifier};
 
 /// Default `listen`.
@@ -90,113 +94,6 @@ struct FileDomain {
     secrets: Vec<String>,
 }
 
-/// The flags of `powens-relay serve`; each overrides the configuration file's key of the
-/// same name, and each has a `POWENS_RELAY_*` environment variable.
-#[derive(Debug, Default, clap::Args)]
-pub struct Overrides {
-    /// TOML configuration file (see relay.example.toml). Without it, the flags and
-    /// environment variables are the whole configuration.
-    #[arg(long, env = "POWENS_RELAY_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "POWENS_RELAY_LISTEN", value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// RabbitMQ URL, e.g. amqp://user:pass@host:5672/%2f. Without one, messages are
-    /// written to standard output as JSON lines. Prefer the environment variable or the
-    /// file: a password on the command line is visible to every local user.
-    #[arg(
-        long,
-        env = "POWENS_RELAY_AMQP_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub amqp_url: Option<String>,
-    /// Prefix of the exchange names, e.g. teal_ [default: none].
-    #[arg(long, env = "POWENS_RELAY_EXCHANGE_PREFIX", value_name = "PREFIX")]
-    pub exchange_prefix: Option<String>,
-    /// Declare the exchanges durable [default: false, as TeaL].
-    #[arg(long, env = "POWENS_RELAY_EXCHANGE_DURABLE", value_name = "BOOL")]
-    pub exchange_durable: Option<bool>,
-    /// Path prefix that the reverse proxy strips, e.g. /hooks; it is put back in front
-    /// of the path before verifying, since Powens signed the public path [default: none].
-    #[arg(long, env = "POWENS_RELAY_PUBLIC_PATH_PREFIX", value_name = "PATH")]
-    pub public_path_prefix: Option<String>,
-    /// Largest accepted body, in bytes [default: 33554432, 32 MiB].
-    #[arg(long, env = "POWENS_RELAY_BODY_LIMIT_BYTES", value_name = "BYTES")]
-    pub body_limit_bytes: Option<u64>,
-    /// Oldest accepted BI-Signature-Date, in seconds [default: 900].
-    #[arg(long, env = "POWENS_RELAY_SIGNATURE_MAX_AGE_SECS", value_name = "SECS")]
-    pub signature_max_age_secs: Option<u64>,
-    /// How far ahead of the clock a BI-Signature-Date may be, in seconds [default: 120].
-    #[arg(
-        long,
-        env = "POWENS_RELAY_SIGNATURE_MAX_AHEAD_SECS",
-        value_name = "SECS"
-    )]
-    pub signature_max_ahead_secs: Option<u64>,
-    /// How long to wait for the broker to confirm a message before answering 503
-    /// [default: 5].
-    #[arg(long, env = "POWENS_RELAY_PUBLISH_TIMEOUT_SECS", value_name = "SECS")]
-    pub publish_timeout_secs: Option<u64>,
-    /// Answer to a message no queue is bound to receive [default: reject].
-    #[arg(long, env = "POWENS_RELAY_UNROUTABLE", value_enum)]
-    pub unroutable: Option<Unroutable>,
-    /// Log format [default: text]. The level comes from RUST_LOG (default info).
-    #[arg(long, env = "POWENS_RELAY_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// A domain, replacing the file's entry of the same name: DOMAIN=REF[,REF...] (mode
-    /// verify; REF is env:NAME or file:PATH) or DOMAIN=forward. Repeatable; in the
-    /// environment variable, separate domains with ';'.
-    #[arg(
-        long = "domain",
-        env = "POWENS_RELAY_DOMAINS",
-        value_name = "DOMAIN=SECRETS",
-        value_delimiter = ';'
-    )]
-    pub domains: Vec<String>,
-}
-
-/// Where a secret comes from: `env:NAME` or `file:PATH`; never the secret itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    /// An environment variable.
-    Env(String),
-    /// A file (one trailing newline ignored).
-    File(PathBuf),
-}
-
-impl SecretRef {
-    /// Parses `env:NAME` or `file:PATH`. The error never quotes the text, which may be a
-    /// secret written inline by mistake.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let problem = || "must be env:NAME or file:PATH (secrets are never written inline)";
-        match text.split_once(':') {
-            Some(("env", name)) if !name.is_empty() && !name.contains('=') => {
-                Ok(Self::Env(name.to_owned()))
-            }
-            Some(("file", path)) if !path.is_empty() => Ok(Self::File(PathBuf::from(path))),
-            _ => Err(problem().to_owned()),
-        }
-    }
-
-    /// Reads the secret.
-    pub fn resolve(&self) -> Result<Secret, String> {
-        match self {
-            Self::Env(name) => Secret::from_env(name).map_err(|e| e.to_string()),
-            Self::File(path) => Secret::from_file(path).map_err(|e| e.to_string()),
-        }
-    }
-}
-
-impl fmt::Display for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Env(name) => write!(f, "env:{name}"),
-            Self::File(path) => write!(f, "file:{}", path.display()),
-        }
-    }
-}
-
 /// A domain's settings, secrets resolved.
 #[derive(Debug, Clone)]
 pub enum DomainPolicy {
@@ -204,63 +101,6 @@ pub enum DomainPolicy {
     Verify(Verifier),
     /// Forward unverified.
     Forward,
-}
-
-/// An AMQP URL, checked; its `Debug` and `Display` hide the password.
-#[derive(Clone)]
-pub struct AmqpUrl {
-    text: String,
-    uri: AMQPUri,
-}
-
-impl AmqpUrl {
-    /// Parses an `amqp://` or `amqps://` URL.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
-            return Err("must start with amqp:// or amqps://".to_owned());
-        }
-        // The parser's message may quote the URL, password included: keep it out.
-        let uri = AMQPUri::from_str(text).map_err(|_| "is not a valid AMQP URL".to_owned())?;
-        Ok(Self {
-            text: text.to_owned(),
-            uri,
-        })
-    }
-
-    /// The parsed URI, for connecting.
-    pub fn uri(&self) -> AMQPUri {
-        self.uri.clone()
-    }
-
-    /// The URL as given (password included): only for connecting.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-}
-
-impl fmt::Display for AmqpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let authority = &self.uri.authority;
-        let scheme = if self.text.starts_with("amqps://") {
-            "amqps"
-        } else {
-            "amqp"
-        };
-        write!(
-            f,
-            "{scheme}://{}@{}:{}/{}",
-            authority.userinfo.username,
-            authority.host,
-            authority.port,
-            self.uri.vhost.replace('%', "%25").replace('/', "%2f")
-        )
-    }
-}
-
-impl fmt::Debug for AmqpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AmqpUrl({self})")
-    }
 }
 
 /// The relay's validated configuration.
@@ -598,41 +438,6 @@ fn parse_toml(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-fn check_path_prefix(prefix: &str) -> Result<(), String> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    if !prefix.starts_with('/') || prefix.ends_with('/') {
-        return Err("must start with / and not end with /, e.g. /hooks".into());
-    }
-    if !prefix
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'%'))
-    {
-        return Err("must be a plain path: visible ASCII, no ? # or %".into());
-    }
-    Ok(())
-}
-
-/// `DOMAIN=forward` or `DOMAIN=REF[,REF...]`.
-fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), String> {
-    let (name, value) = spec
-        .split_once('=')
-        .ok_or("expected DOMAIN=env:NAME[,file:PATH...] or DOMAIN=forward")?;
-    let domain = if value == "forward" {
-        FileDomain {
-            mode: Mode::Forward,
-            secrets: Vec::new(),
-        }
-    } else {
-        FileDomain {
-            mode: Mode::Verify,
-            secrets: value.split(',').map(str::to_owned).collect(),
-        }
-    };
-    Ok((name.to_owned(), domain))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,31 +569,8 @@ secrets = ["env:Y"]
     }
 
     #[test]
-    fn amqp_url_display_hides_the_password() {
-        let url = AmqpUrl::parse("amqp://guest:s3cr3t@127.0.0.1:5672/%2f").unwrap();
-        assert_eq!(url.to_string(), "amqp://guest@127.0.0.1:5672/%2f");
-        assert!(!format!("{url:?}").contains("s3cr3t"));
-    }
-
-    #[test]
-    fn secret_refs_parse() {
-        assert_eq!(SecretRef::parse("env:A"), Ok(SecretRef::Env("A".into())));
-        assert_eq!(
-            SecretRef::parse("file:/run/x"),
-            Ok(SecretRef::File("/run/x".into()))
-        );
-        // One fixed message, whatever was written: it may be a secret pasted inline.
-        for bad in ["", "env:", "file:", "env:A=B", "s3cr3t", "vault:x"] {
-            assert_eq!(
-                SecretRef::parse(bad).unwrap_err(),
-                "must be env:NAME or file:PATH (secrets are never written inline)"
-            );
-        }
-    }
-
-    #[test]
     fn the_example_file_is_valid_but_for_its_secrets_absent_here() {
-        let text = include_str!("../../relay.example.toml");
+        let text = include_str!("../../../relay.example.toml");
         let problems = match RelayConfig::from_toml(text, &Overrides::default()) {
             Err(ConfigError::Invalid { problems }) => problems,
             other => panic!("expected only secret problems, got {other:?}"),

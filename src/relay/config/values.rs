@@ -1,0 +1,151 @@
+//! Typed configuration values: where a secret comes from, and the broker's URL.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use lapin::uri::AMQPUri;
+
+use crate::secret::Secret;
+
+/// Where a secret comes from: `env:NAME` or `file:PATH`; never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable.
+    Env(String),
+    /// A file (one trailing newline ignored).
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Parses `env:NAME` or `file:PATH`. The error never quotes the text, which may be a
+    /// secret written inline by mistake.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let problem = || "must be env:NAME or file:PATH (secrets are never written inline)";
+        match text.split_once(':') {
+            Some(("env", name)) if !name.is_empty() && !name.contains('=') => {
+                Ok(Self::Env(name.to_owned()))
+            }
+            Some(("file", path)) if !path.is_empty() => Ok(Self::File(PathBuf::from(path))),
+            _ => Err(problem().to_owned()),
+        }
+    }
+
+    /// Reads the secret.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match self {
+            Self::Env(name) => Secret::from_env(name).map_err(|e| e.to_string()),
+            Self::File(path) => Secret::from_file(path).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "env:{name}"),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+/// An AMQP URL, checked; its `Debug` and `Display` hide the password.
+#[derive(Clone)]
+pub struct AmqpUrl {
+    text: String,
+    uri: AMQPUri,
+}
+
+impl AmqpUrl {
+    /// Parses an `amqp://` or `amqps://` URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
+            return Err("must start with amqp:// or amqps://".to_owned());
+        }
+        // The parser's message may quote the URL, password included: keep it out.
+        let uri = AMQPUri::from_str(text).map_err(|_| "is not a valid AMQP URL".to_owned())?;
+        Ok(Self {
+            text: text.to_owned(),
+            uri,
+        })
+    }
+
+    /// The parsed URI, for connecting.
+    pub fn uri(&self) -> AMQPUri {
+        self.uri.clone()
+    }
+
+    /// The URL as given (password included): only for connecting.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let authority = &self.uri.authority;
+        let scheme = if self.text.starts_with("amqps://") {
+            "amqps"
+        } else {
+            "amqp"
+        };
+        write!(
+            f,
+            "{scheme}://{}@{}:{}/{}",
+            authority.userinfo.username,
+            authority.host,
+            authority.port,
+            self.uri.vhost.replace('%', "%25").replace('/', "%2f")
+        )
+    }
+}
+
+impl fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AmqpUrl({self})")
+    }
+}
+
+pub(super) fn check_path_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if !prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err("must start with / and not end with /, e.g. /hooks".into());
+    }
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'%'))
+    {
+        return Err("must be a plain path: visible ASCII, no ? # or %".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amqp_url_display_hides_the_password() {
+        let url = AmqpUrl::parse("amqp://guest:s3cr3t@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(url.to_string(), "amqp://guest@127.0.0.1:5672/%2f");
+        assert!(!format!("{url:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn secret_refs_parse() {
+        assert_eq!(SecretRef::parse("env:A"), Ok(SecretRef::Env("A".into())));
+        assert_eq!(
+            SecretRef::parse("file:/run/x"),
+            Ok(SecretRef::File("/run/x".into()))
+        );
+        // One fixed message, whatever was written: it may be a secret pasted inline.
+        for bad in ["", "env:", "file:", "env:A=B", "s3cr3t", "vault:x"] {
+            assert_eq!(
+                SecretRef::parse(bad).unwrap_err(),
+                "must be env:NAME or file:PATH (secrets are never written inline)"
+            );
+        }
+    }
+}
