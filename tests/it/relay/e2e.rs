@@ -6,21 +6,19 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use chrono::Utc;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use powens_webhooks::relay::Relay;
 use powens_webhooks::relay::config::RelayConfig;
 use powens_webhooks::relay::consume::{
     Bindings, ConsumerSettings, Incoming, Received, TealConsumer,
 };
 use powens_webhooks::{Domain, TealMessage};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use super::{
     AMQP_URL, assert_signed_for, broker, config, delete_exchanges, signed, signed_at, strip_hooks,
-    unique, verify_domain,
+    try_post, unique, verify_domain,
 };
 
 /// Starts the relay of `config`; stops when the handle is dropped with the runtime.
@@ -50,16 +48,7 @@ async fn consumer(prefix: &str, domains: &[&str]) -> TealConsumer {
 
 /// Sends `request` to the relay at `addr`; returns the status and body.
 pub async fn post(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> (u16, String) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    driver.abort();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    try_post(addr, request).await.expect("the relay answered")
 }
 
 async fn next(consumer: &mut TealConsumer) -> Received {

@@ -192,3 +192,23 @@ pub fn assert_signed_for(message: &powens_webhooks::PowensWebhookMessage, path: 
         hmac.payload_prefix
     );
 }
+
+/// Posts `request` to the relay at `addr` on a new connection: the status and body, or
+/// `None` if the relay refused or dropped the connection.
+pub async fn try_post(
+    addr: std::net::SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    driver.abort();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}

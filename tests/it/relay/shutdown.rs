@@ -2,14 +2,13 @@
 //! were answered 204, and the process exits 0.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use powens_webhooks::Domain;
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
 use tokio::time::timeout;
 
-use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, signed, unique};
+use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, signed, try_post, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
@@ -43,7 +42,10 @@ async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
                 let id = sender * 1_000_000 + n;
                 let body = format!("{{\"id_webhook_data\": {id}}}");
                 let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
-                match try_post(addr, signed(path, body.as_bytes(), "s3cr3t")).await {
+                match try_post(addr, signed(path, body.as_bytes(), "s3cr3t"))
+                    .await
+                    .map(|(status, _)| status)
+                {
                     Some(204) => accepted.push(id),
                     Some(status) => panic!("unexpected status {status}"),
                     // Connection refused or closed: the relay is shutting down.
@@ -104,20 +106,4 @@ async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
     );
     consumer.close().await;
     delete_exchanges(&prefix).await;
-}
-
-/// Posts on a new connection; `None` if the relay refused or dropped the connection.
-async fn try_post(
-    addr: SocketAddr,
-    request: http::Request<http_body_util::Full<axum::body::Bytes>>,
-) -> Option<u16> {
-    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await.ok();
-    driver.abort();
-    response.map(|r| r.status().as_u16())
 }
