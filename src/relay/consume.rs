@@ -40,7 +40,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 
 use super::config::AmqpUrl;
-use super::publish::{ExchangeSettings, PublishError, declare_exchanges};
+use super::publish::{ExchangeSettings, PublishError, declare_exchanges, short_string};
 use crate::amq::TealExchange;
 use crate::domain::Domain;
 use crate::message::{
@@ -373,6 +373,5 @@ impl Received {
 }
 
 fn short(text: &str) -> Result<ShortString, ConsumeError> {
-    ShortString::try_new(text)
-        .map_err(|_| ConsumeError::Setup("a name or routing key is longer than 255 bytes".into()))
+    short_string(text).map_err(ConsumeError::Setup)
 }

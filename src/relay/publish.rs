@@ -139,14 +139,11 @@ impl AmqpPublisher {
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
         if let Some(id) = &message.message_id {
-            let id = ShortString::try_new(id.as_str())
-                .map_err(|e| PublishError::Failed(e.to_string()))?;
+            let id = short_string(id).map_err(PublishError::Failed)?;
             properties = properties.with_message_id(id);
         }
-        let exchange = ShortString::try_new(message.exchange.as_str())
-            .map_err(|e| PublishError::Failed(e.to_string()))?;
-        let routing_key = ShortString::try_new(message.routing_key.as_str())
-            .map_err(|e| PublishError::Failed(e.to_string()))?;
+        let exchange = short_string(&message.exchange).map_err(PublishError::Failed)?;
+        let routing_key = short_string(&message.routing_key).map_err(PublishError::Failed)?;
         let confirm = self
             .channel
             .basic_publish(
@@ -182,6 +179,16 @@ impl AmqpPublisher {
     }
 }
 
+/// `text` as an AMQP short string (names, routing keys, message ids: 255 bytes at most).
+pub(crate) fn short_string(text: &str) -> Result<ShortString, String> {
+    ShortString::try_new(text).map_err(|_| {
+        format!(
+            "a name, routing key or message id is {} bytes long, more than the 255 AMQP allows",
+            text.len()
+        )
+    })
+}
+
 /// Declares each exchange as a direct exchange with the given durability.
 pub(crate) async fn declare_exchanges(
     channel: &Channel,
@@ -190,7 +197,7 @@ pub(crate) async fn declare_exchanges(
     for name in &exchanges.names {
         channel
             .exchange_declare(
-                ShortString::try_new(name.as_str()).map_err(|e| PublishError::Failed(e.to_string()))?,
+                short_string(name).map_err(PublishError::Failed)?,
                 ExchangeKind::Direct,
                 ExchangeDeclareOptions {
                     durable: exchanges.durable,
