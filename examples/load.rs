@@ -164,7 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         runs.push(run);
     }
     let _ = stop_relay.send(());
-    relay_task.await??;
+    relay_task.await?;
     delete_exchange(&url, &prefix).await?;
 
     println!(

@@ -220,10 +220,7 @@ fn run_serve(overrides: &Overrides) -> Result<ExitCode, Fatal> {
             public_path_prefix = %config.public_path_prefix,
             "listening on {addr}"
         );
-        relay
-            .run(ops::shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        relay.run(ops::shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,9 +1,9 @@
 //! The HTTP side: `POST /powens-webhook/{domain}/{event}` and the probes.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -13,21 +13,38 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
+use tokio::sync::Semaphore;
 
 use super::config::{DomainPolicy, RelayConfig};
-use super::ops::{self, Metrics, Outcome, Reason};
+use super::encoding::{self, ContentEncoding, EncodingError};
+use super::ops::{self, Metrics, Outcome, Reason, SignedOver};
 use super::publish::{Outgoing, PublishError, Publisher};
 use crate::domain::{Domain, Event};
 use crate::headers::{HeaderError, PowensHeaders};
 use crate::message::{MessageError, TealMessage, WebhookRequest};
 use crate::time::IsoDateTime;
+use crate::verify::VerifyError;
+
+/// `Retry-After` (seconds) when too many webhooks are in flight.
+const RETRY_AFTER_OVERLOADED: u32 = 1;
+/// `Retry-After` (seconds) when the broker is unavailable.
+const RETRY_AFTER_UNAVAILABLE: u32 = 5;
+/// Compressed bodies larger than this are decompressed off the async workers.
+const INLINE_GUNZIP_LIMIT: usize = 64 * 1024;
+
+type Domains = HashMap<Domain, DomainPolicy>;
 
 /// What the router needs: the domains, limits, the publisher and the metrics.
 #[derive(Clone)]
 pub struct AppState {
-    domains: Arc<HashMap<Domain, DomainPolicy>>,
+    /// Replaced whole when secrets are re-read (SIGHUP); a request keeps the map it
+    /// started with.
+    domains: Arc<RwLock<Arc<Domains>>>,
     public_path_prefix: Arc<str>,
     body_limit: usize,
+    read_timeout: Duration,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
     exchange: Arc<str>,
     publisher: Arc<dyn Publisher>,
     metrics: Arc<Metrics>,
@@ -36,9 +53,11 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("domains", &self.domains.keys().collect::<Vec<_>>())
+            .field("domains", &self.domains().keys().collect::<Vec<_>>())
             .field("public_path_prefix", &self.public_path_prefix)
             .field("body_limit", &self.body_limit)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_in_flight", &self.max_in_flight)
             .field("exchange", &self.exchange)
             .finish_non_exhaustive()
     }
@@ -48,13 +67,33 @@ impl AppState {
     /// The state for `config`, publishing with `publisher`.
     pub fn new(config: &RelayConfig, publisher: Arc<dyn Publisher>) -> Self {
         Self {
-            domains: Arc::new(config.domains.clone().into_iter().collect()),
+            domains: Arc::new(RwLock::new(Arc::new(
+                config.domains.clone().into_iter().collect(),
+            ))),
             public_path_prefix: config.public_path_prefix.as_str().into(),
             body_limit: config.body_limit,
+            read_timeout: config.read_timeout,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            max_in_flight: config.max_in_flight,
             exchange: config.webhook_exchange().into(),
             publisher,
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// The domains served now.
+    fn domains(&self) -> Arc<Domains> {
+        self.domains
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the domains and their key rings (after [`RelayConfig::reload_secrets`]);
+    /// requests already being verified finish with the old ones.
+    pub fn set_domains(&self, domains: BTreeMap<Domain, DomainPolicy>) {
+        *self.domains.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(domains.into_iter().collect());
     }
 
     /// The metrics this state records.
@@ -82,6 +121,7 @@ struct Refusal {
     status: StatusCode,
     outcome: Outcome,
     reason: Cow<'static, str>,
+    retry_after: Option<u32>,
 }
 
 impl Refusal {
@@ -90,6 +130,7 @@ impl Refusal {
             status,
             outcome,
             reason: reason.into(),
+            retry_after: None,
         }
     }
 
@@ -118,6 +159,11 @@ impl IntoResponse for Refusal {
             format!("{}\n", self.reason),
         )
             .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         response.extensions_mut().insert(self.outcome);
         // The request's log line (ops::track) gives the reason.
         response.extensions_mut().insert(Reason(self.reason));
@@ -146,11 +192,28 @@ impl From<PublishError> for Refusal {
             }
             other => other.to_string(),
         };
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Outcome::Unavailable,
-            format!("{reason}; retry later"),
-        )
+        Self {
+            retry_after: Some(RETRY_AFTER_UNAVAILABLE),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Outcome::Unavailable,
+                format!("{reason}; retry later"),
+            )
+        }
+    }
+}
+
+impl From<EncodingError> for Refusal {
+    fn from(error: EncodingError) -> Self {
+        let (status, outcome) = match error {
+            EncodingError::Unsupported => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Outcome::UnsupportedEncoding,
+            ),
+            EncodingError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, Outcome::TooLarge),
+            _ => (StatusCode::BAD_REQUEST, Outcome::Malformed),
+        };
+        Self::new(status, outcome, error.to_string())
     }
 }
 
@@ -159,25 +222,46 @@ async fn webhook(
     path: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Response {
+    // Over the cap, refuse at once: queueing would only make Powens time out instead.
+    let Ok(_slot) = app.in_flight.clone().try_acquire_owned() else {
+        return Refusal {
+            retry_after: Some(RETRY_AFTER_OVERLOADED),
+            ..Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Outcome::Overloaded,
+                format!(
+                    "the relay is already handling {} webhooks; retry later",
+                    app.max_in_flight
+                ),
+            )
+        }
+        .into_response();
+    };
     match handle_webhook(&app, path, request).await {
-        Ok(()) => {
+        Ok(signed_over) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             response.extensions_mut().insert(Outcome::Published);
+            if let Some(signed_over) = signed_over {
+                response.extensions_mut().insert(signed_over);
+            }
             response
         }
         Err(refusal) => refusal.into_response(),
     }
 }
 
+/// Checks, verifies and publishes one webhook; for a gzip body, says which bytes the
+/// signature matched.
 async fn handle_webhook(
     app: &AppState,
     path: Result<Path<(String, String)>, PathRejection>,
     request: Request,
-) -> Result<(), Refusal> {
+) -> Result<Option<SignedOver>, Refusal> {
     let Path((domain, event)) =
         path.map_err(|_| Refusal::malformed("the path is not /powens-webhook/{domain}/{event}"))?;
     let domain = Domain::parse(&domain).map_err(|e| Refusal::malformed(e.to_string()))?;
-    let policy = app.domains.get(&domain).ok_or_else(|| {
+    let domains = app.domains();
+    let policy = domains.get(&domain).ok_or_else(|| {
         Refusal::new(
             StatusCode::NOT_FOUND,
             Outcome::NotFound,
@@ -187,6 +271,7 @@ async fn handle_webhook(
     let event = Event::parse(&event).map_err(|e| Refusal::malformed(e.to_string()))?;
 
     let (parts, body) = request.into_parts();
+    let encoding = ContentEncoding::from_headers(&parts.headers)?;
     // Refuse an announced oversize body before reading any of it.
     if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
         let length = length
@@ -204,7 +289,25 @@ async fn handle_webhook(
             "BI-Signature and BI-Signature-Date are required for this domain",
         ));
     }
-    let body = read_body(body, app.body_limit).await?;
+    let received = tokio::time::timeout(app.read_timeout, read_body(body, app.body_limit))
+        .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                Outcome::TimedOut,
+                format!(
+                    "the body did not arrive within {} s",
+                    app.read_timeout.as_secs()
+                ),
+            )
+        })??;
+    let body = match encoding {
+        ContentEncoding::Identity => received.clone(),
+        ContentEncoding::Gzip => gunzip(received.clone(), app.body_limit).await?,
+    };
+    if body.is_empty() {
+        return Err(Refusal::malformed("the webhook body is empty"));
+    }
 
     let endpoint: Cow<'_, str> = if app.public_path_prefix.is_empty() {
         Cow::Borrowed(parts.uri.path())
@@ -221,11 +324,26 @@ async fn handle_webhook(
     };
     let now = Utc::now();
     let timestamp = IsoDateTime::naive_utc(now);
+    let gzipped = encoding == ContentEncoding::Gzip;
+    let mut signed_over = gzipped.then_some(SignedOver("decompressed"));
     let message = match policy {
-        DomainPolicy::Verify(verifier) => request
-            .verify(verifier, now)
-            .map_err(|e| Refusal::unauthorized(e.to_string()))?
-            .to_message(timestamp),
+        DomainPolicy::Verify(verifier) => match request.verify(verifier, now) {
+            Ok(verified) => verified.to_message(timestamp),
+            // A sender may have signed the body it sent rather than the payload: try
+            // the bytes as received. They are authentic, and so is what they
+            // decompress to; the message carries the decompressed payload.
+            Err(VerifyError::SignatureMismatch { .. }) if gzipped => {
+                WebhookRequest {
+                    body: &received,
+                    ..request
+                }
+                .verify(verifier, now)
+                .map_err(|e| Refusal::unauthorized(e.to_string()))?;
+                signed_over = Some(SignedOver("compressed"));
+                request.to_unverified_message(timestamp)
+            }
+            Err(e) => return Err(Refusal::unauthorized(e.to_string())),
+        },
         DomainPolicy::Forward => request.to_unverified_message(timestamp),
     }
     .map_err(|e: MessageError| Refusal::malformed(e.to_string()))?;
@@ -240,7 +358,20 @@ async fn handle_webhook(
     app.publisher.publish(&outgoing).await?;
     app.metrics.observe_confirm(started.elapsed());
     tracing::debug!(event = %event, message_id = ?outgoing.message_id, "published");
-    Ok(())
+    Ok(signed_over)
+}
+
+/// Decompresses a gzip body within `limit`; a large one on a blocking thread, so that
+/// it does not hold up other requests.
+async fn gunzip(compressed: axum::body::Bytes, limit: usize) -> Result<axum::body::Bytes, Refusal> {
+    let decoded = if compressed.len() <= INLINE_GUNZIP_LIMIT {
+        encoding::gunzip(&compressed, limit)
+    } else {
+        tokio::task::spawn_blocking(move || encoding::gunzip(&compressed, limit))
+            .await
+            .map_err(|_| Refusal::malformed("the body could not be decompressed"))?
+    };
+    Ok(decoded?.into())
 }
 
 /// Reads at most `limit` bytes: more is a 413, whether or not a `Content-Length` said so.

@@ -16,7 +16,7 @@
 //! let config = RelayConfig::load(&overrides)?; // every key checked, secrets read
 //! let relay = Relay::start(&config).await?; // broker connected, exchange declared
 //! println!("listening on {}", relay.local_addr()?);
-//! relay.run(powens_webhooks::relay::ops::shutdown_signal()).await?;
+//! relay.run(powens_webhooks::relay::ops::shutdown_signal()).await;
 //! # Ok(())
 //! # }
 //! ```
@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod encoding;
 pub mod http;
 pub mod ops;
 pub mod publish;
@@ -34,11 +35,14 @@ pub mod send;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use config::RelayConfig;
-use publish::{AmqpPublisher, ExchangeSettings, PublishError, Publisher, StdoutPublisher};
+use publish::{
+    AmqpPublisher, AmqpSettings, ExchangeSettings, PublishError, Publisher, StdoutPublisher,
+};
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +59,6 @@ pub enum RelayError {
     /// The broker could not be reached or set up.
     #[error("{0}")]
     Broker(PublishError),
-    /// The server failed.
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A relay bound to its address, its publisher connected, ready to [`run`](Relay::run).
@@ -66,6 +67,61 @@ pub struct Relay {
     listener: TcpListener,
     state: http::AppState,
     publisher: Arc<dyn Publisher>,
+    limits: ConnectionLimits,
+    secrets: SecretsReloader,
+}
+
+/// Re-reads the secrets of a running relay, as SIGHUP does: a rotated `file:` secret
+/// takes effect without a restart.
+#[derive(Debug, Clone)]
+pub struct SecretsReloader {
+    config: Arc<RelayConfig>,
+    state: http::AppState,
+}
+
+impl SecretsReloader {
+    /// Reads every secret again and, if all can be read, swaps in the new key rings:
+    /// requests verified from then on use them. Returns the number of domains served.
+    ///
+    /// # Errors
+    /// The secrets that cannot be read; the relay then keeps the key rings it had.
+    pub fn reload(&self) -> Result<usize, config::ConfigError> {
+        let domains = self.config.reload_secrets()?;
+        let count = domains.len();
+        self.state.set_domains(domains);
+        Ok(count)
+    }
+
+    /// On every SIGHUP, [`reload`](Self::reload), logging the outcome.
+    async fn on_sighup(self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangups = match signal(SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP: secrets will not be re-read");
+                    return;
+                }
+            };
+            while hangups.recv().await.is_some() {
+                match self.reload() {
+                    Ok(domains) => tracing::info!(domains, "SIGHUP: secrets re-read"),
+                    Err(e) => tracing::error!(
+                        "SIGHUP: secrets not re-read, the previous ones stay in use: {e}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// What the HTTP server enforces per connection, before a request reaches the router.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_connections: usize,
+    read_timeout: Duration,
+    max_header_bytes: usize,
 }
 
 impl Relay {
@@ -77,16 +133,17 @@ impl Relay {
     pub async fn start(config: &RelayConfig) -> Result<Self, RelayError> {
         let publisher: Arc<dyn Publisher> = match &config.amqp_url {
             Some(url) => {
-                let exchanges = ExchangeSettings {
-                    names: vec![config.webhook_exchange()],
-                    durable: config.exchange_durable,
-                };
-                let publisher = AmqpPublisher::connect(
-                    url,
-                    &exchanges,
-                    config.unroutable,
-                    config.publish_timeout,
-                )
+                let publisher = AmqpPublisher::connect(AmqpSettings {
+                    url: url.clone(),
+                    exchanges: ExchangeSettings {
+                        names: vec![config.webhook_exchange()],
+                        durable: config.exchange_durable,
+                    },
+                    unroutable: config.unroutable,
+                    publish_timeout: config.publish_timeout,
+                    connect_timeout: config.connect_timeout,
+                    reconnect_max_delay: config.reconnect_max_delay,
+                })
                 .await
                 .map_err(RelayError::Broker)?;
                 tracing::info!(broker = %url, exchange = %config.webhook_exchange(), durable = config.exchange_durable, "connected to RabbitMQ");
@@ -118,11 +175,27 @@ impl Relay {
                     source,
                 })?;
         let state = http::AppState::new(config, publisher.clone());
+        let secrets = SecretsReloader {
+            config: Arc::new(config.clone()),
+            state: state.clone(),
+        };
         Ok(Self {
             listener,
             state,
             publisher,
+            limits: ConnectionLimits {
+                max_connections: config.max_connections,
+                read_timeout: config.read_timeout,
+                max_header_bytes: config.max_header_bytes,
+            },
+            secrets,
         })
+    }
+
+    /// A handle that re-reads the secrets (SIGHUP does the same while [`run`](Self::run)
+    /// serves).
+    pub fn secrets_reloader(&self) -> SecretsReloader {
+        self.secrets.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -136,26 +209,65 @@ impl Relay {
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
     /// finish (and their confirms arrive), and closes the broker connection.
     ///
-    /// # Errors
-    /// [`RelayError::Serve`].
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), RelayError> {
-        use axum::serve::ListenerExt;
-        let app = http::router(self.state);
-        // Responses are small and latency matters more than packet count.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
+    /// Each connection is HTTP/1.1 with keep-alive. Its request head must arrive within
+    /// `read_timeout` and fit in `max_header_bytes` (else the connection is closed, with
+    /// 431 for an oversize head); an idle connection is closed after `read_timeout`. At
+    /// most `max_connections` are open at once: beyond that, new ones wait in the
+    /// listen backlog rather than costing memory.
+    ///
+    /// On SIGHUP (Unix), the secrets are read again: see [`SecretsReloader`].
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use hyper_util::server::graceful::GracefulShutdown;
+        use hyper_util::service::TowerToHyperService;
+        use tokio::sync::Semaphore;
+
+        let sighup = tokio::spawn(self.secrets.on_sighup());
+        let service = TowerToHyperService::new(http::router(self.state));
+        let mut server = hyper::server::conn::http1::Builder::new();
+        server
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.read_timeout)
+            .max_header_size(self.limits.max_header_bytes);
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot,
+                () = &mut shutdown => break,
+            };
+            let Ok(slot) = slot else { break };
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, or a connection reset before it was
+                        // accepted: wait a little rather than spin, and go on.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            // Responses are small and latency matters more than packet count.
+            if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-        });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(RelayError::Serve);
+            let connection =
+                graceful.watch(server.serve_connection(TokioIo::new(stream), service.clone()));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        drop(self.listener);
+        sighup.abort();
+        graceful.shutdown().await;
         self.publisher.close().await;
         tracing::info!("stopped");
-        served
     }
 }

@@ -36,6 +36,12 @@ pub enum Outcome {
     NotFound,
     /// Body over the limit (413).
     TooLarge,
+    /// A `Content-Encoding` other than gzip (415).
+    UnsupportedEncoding,
+    /// The body did not arrive within the read time-out (408).
+    TimedOut,
+    /// Too many webhooks in flight (503 with `Retry-After`).
+    Overloaded,
     /// The broker did not confirm (503).
     Unavailable,
     /// Anything else (e.g. 405).
@@ -51,6 +57,9 @@ impl Outcome {
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
             Self::TooLarge => "too_large",
+            Self::UnsupportedEncoding => "unsupported_encoding",
+            Self::TimedOut => "timed_out",
+            Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
             Self::Other => "other",
         }
@@ -61,6 +70,12 @@ impl Outcome {
 /// secret, a signature or a token.
 #[derive(Debug, Clone)]
 pub struct Reason(pub std::borrow::Cow<'static, str>);
+
+/// For a gzip body, which bytes the signature matched, for the request's log line
+/// (`signed_over`): `"decompressed"` (the payload) or `"compressed"` (the body as
+/// received).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedOver(pub &'static str);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -195,6 +210,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let reason = response.extensions().get::<Reason>().map(|r| r.0.as_ref());
+        let signed_over = response.extensions().get::<SignedOver>().map(|s| s.0);
         if !is_webhook {
             tracing::debug!(status, micros, "request handled");
         } else if response.status().is_server_error() {
@@ -210,6 +226,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
                 status,
                 outcome = outcome.label(),
                 reason,
+                signed_over,
                 micros,
                 "webhook handled"
             );

@@ -31,6 +31,18 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 15 * 60;
 pub const DEFAULT_MAX_AHEAD_SECS: u64 = 120;
 /// Default `publish_timeout_secs`.
 pub const DEFAULT_PUBLISH_TIMEOUT_SECS: u64 = 5;
+/// Default `connect_timeout_secs`.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 3;
+/// Default `reconnect_max_delay_secs`.
+pub const DEFAULT_RECONNECT_MAX_DELAY_SECS: u64 = 1;
+/// Default `max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1024;
+/// Default `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
+/// Default `read_timeout_secs`.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+/// Default `max_header_bytes`.
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 
 /// How a domain's webhooks are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -79,6 +91,12 @@ struct FileConfig {
     signature_max_age_secs: Option<u64>,
     signature_max_ahead_secs: Option<u64>,
     publish_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    reconnect_max_delay_secs: Option<u64>,
+    max_in_flight: Option<u64>,
+    max_connections: Option<u64>,
+    read_timeout_secs: Option<u64>,
+    max_header_bytes: Option<u64>,
     unroutable: Option<Unroutable>,
     log_format: Option<LogFormat>,
     #[serde(default)]
@@ -122,12 +140,28 @@ pub struct RelayConfig {
     pub freshness: FreshnessWindow,
     /// How long a publish may wait for the broker's confirm.
     pub publish_timeout: Duration,
+    /// How long one attempt to connect to the broker may take.
+    pub connect_timeout: Duration,
+    /// The longest wait between two attempts to reconnect to the broker.
+    pub reconnect_max_delay: Duration,
+    /// Most webhook requests handled at once; more get 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Most open client connections; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long reading a request's head may take (also how long an idle keep-alive
+    /// connection is kept), and, separately, reading its body.
+    pub read_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes; more gets 431.
+    pub max_header_bytes: usize,
     /// Answer to an unroutable message.
     pub unroutable: Unroutable,
     /// Log format.
     pub log_format: LogFormat,
     /// The domains served; any other gets 404.
     pub domains: BTreeMap<Domain, DomainPolicy>,
+    /// Where each verify-mode domain's secrets come from (with the configuration key
+    /// that named them), for [`RelayConfig::reload_secrets`].
+    pub secret_refs: BTreeMap<Domain, (String, Vec<SecretRef>)>,
 }
 
 /// One thing wrong with the configuration, naming its key.
@@ -300,7 +334,54 @@ impl RelayConfig {
             DEFAULT_PUBLISH_TIMEOUT_SECS,
             1,
         );
+        let connect_timeout = seconds(
+            "connect_timeout_secs",
+            o.connect_timeout_secs.or(file.connect_timeout_secs),
+            DEFAULT_CONNECT_TIMEOUT_SECS,
+            1,
+        );
+        let reconnect_max_delay = seconds(
+            "reconnect_max_delay_secs",
+            o.reconnect_max_delay_secs.or(file.reconnect_max_delay_secs),
+            DEFAULT_RECONNECT_MAX_DELAY_SECS,
+            1,
+        );
+        let read_timeout = seconds(
+            "read_timeout_secs",
+            o.read_timeout_secs.or(file.read_timeout_secs),
+            DEFAULT_READ_TIMEOUT_SECS,
+            1,
+        );
         let freshness = FreshnessWindow::new(max_age, max_ahead);
+
+        let mut count = |key: &str, value: Option<u64>, default: u64, min: u64, max: u64| {
+            let n = value.unwrap_or(default);
+            if n < min || n > max {
+                problem(key, format!("must be between {min} and {max}"));
+            }
+            usize::try_from(n.clamp(min, max)).unwrap_or(usize::MAX)
+        };
+        let max_in_flight = count(
+            "max_in_flight",
+            o.max_in_flight.or(file.max_in_flight),
+            DEFAULT_MAX_IN_FLIGHT,
+            1,
+            1_000_000,
+        );
+        let max_connections = count(
+            "max_connections",
+            o.max_connections.or(file.max_connections),
+            DEFAULT_MAX_CONNECTIONS,
+            1,
+            1_000_000,
+        );
+        let max_header_bytes = count(
+            "max_header_bytes",
+            o.max_header_bytes.or(file.max_header_bytes),
+            DEFAULT_MAX_HEADER_BYTES,
+            1024,
+            1024 * 1024,
+        );
 
         // Keyed by the lower-cased name: DNS is case-insensitive, so two spellings in
         // the file are one domain configured twice, and a flag replaces the file's entry.
@@ -333,6 +414,7 @@ impl RelayConfig {
             );
         }
         let mut domains = BTreeMap::new();
+        let mut secret_refs = BTreeMap::new();
         for (name, (key, spec)) in domain_specs {
             let domain = match Domain::parse(&name) {
                 Ok(d) => d,
@@ -352,12 +434,11 @@ impl RelayConfig {
                     DomainPolicy::Forward
                 }
                 Mode::Verify => {
-                    let mut secrets = Vec::new();
+                    let mut refs = Vec::new();
                     for (i, text) in spec.secrets.iter().enumerate() {
-                        let key = format!("{key}.secrets[{i}]");
-                        match SecretRef::parse(text).and_then(|r| r.resolve()) {
-                            Ok(secret) => secrets.push(secret),
-                            Err(m) => problem(&key, m),
+                        match SecretRef::parse(text) {
+                            Ok(r) => refs.push((i, r)),
+                            Err(m) => problem(&format!("{key}.secrets[{i}]"), m),
                         }
                     }
                     if spec.secrets.is_empty() {
@@ -367,17 +448,17 @@ impl RelayConfig {
                                 .into(),
                         );
                     }
-                    let mut secrets = secrets.into_iter();
-                    match secrets.next() {
-                        Some(first) => {
-                            let ring =
-                                secrets.fold(KeyRing::new(first), |ring, s| ring.with_key(s, None));
-                            DomainPolicy::Verify(
-                                Verifier::new(ring)
-                                    .for_domain(domain.clone())
-                                    .with_freshness(freshness),
-                            )
-                        }
+                    let verifier = verifier(
+                        &domain,
+                        &key,
+                        refs.iter().map(|(i, r)| (*i, r)),
+                        freshness,
+                        &mut problem,
+                    );
+                    let refs = refs.into_iter().map(|(_, r)| r).collect();
+                    secret_refs.insert(domain.clone(), (key, refs));
+                    match verifier {
+                        Some(verifier) => DomainPolicy::Verify(verifier),
                         None => continue,
                     }
                 }
@@ -400,16 +481,84 @@ impl RelayConfig {
             body_limit,
             freshness,
             publish_timeout,
+            connect_timeout,
+            reconnect_max_delay,
+            max_in_flight,
+            max_connections,
+            read_timeout,
+            max_header_bytes,
             unroutable: o.unroutable.or(file.unroutable).unwrap_or_default(),
             log_format: o.log_format.or(file.log_format).unwrap_or_default(),
             domains,
+            secret_refs,
         })
+    }
+
+    /// Reads every secret again (a `file:` secret may have been rotated) and returns
+    /// the domains with their new key rings, or every secret that cannot be read; the
+    /// rest of the configuration is unchanged. `serve` does this on SIGHUP.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming each secret that cannot be read.
+    pub fn reload_secrets(&self) -> Result<BTreeMap<Domain, DomainPolicy>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                message,
+            });
+        };
+        let mut domains = self.domains.clone();
+        for (domain, (key, refs)) in &self.secret_refs {
+            let refs = refs.iter().enumerate();
+            if let Some(verifier) = verifier(domain, key, refs, self.freshness, &mut problem) {
+                domains.insert(domain.clone(), DomainPolicy::Verify(verifier));
+            }
+        }
+        if problems.is_empty() {
+            Ok(domains)
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
     }
 
     /// The name of the exchange webhooks are published on.
     pub fn webhook_exchange(&self) -> String {
         TealExchange::PowensDomainWebhooks.name(&self.exchange_prefix)
     }
+}
+
+/// The verifier of `domain` with the secrets of `refs` (numbered as in the
+/// configuration), or `None` after reporting each one that cannot be read (under `key`).
+fn verifier<'r>(
+    domain: &Domain,
+    key: &str,
+    refs: impl IntoIterator<Item = (usize, &'r SecretRef)>,
+    freshness: FreshnessWindow,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<Verifier> {
+    let mut secrets = Vec::new();
+    let mut unreadable = false;
+    for (i, r) in refs {
+        match r.resolve() {
+            Ok(secret) => secrets.push(secret),
+            Err(m) => {
+                unreadable = true;
+                problem(&format!("{key}.secrets[{i}]"), m);
+            }
+        }
+    }
+    if unreadable {
+        return None;
+    }
+    let mut secrets = secrets.into_iter();
+    let first = KeyRing::new(secrets.next()?);
+    let ring = secrets.fold(first, |ring, s| ring.with_key(s, None));
+    Some(
+        Verifier::new(ring)
+            .for_domain(domain.clone())
+            .with_freshness(freshness),
+    )
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -52,6 +52,31 @@ pub struct Overrides {
     /// [default: 5].
     #[arg(long, env = "POWENS_RELAY_PUBLISH_TIMEOUT_SECS", value_name = "SECS")]
     pub publish_timeout_secs: Option<u64>,
+    /// How long one attempt to connect to the broker may take, in seconds [default: 3].
+    #[arg(long, env = "POWENS_RELAY_CONNECT_TIMEOUT_SECS", value_name = "SECS")]
+    pub connect_timeout_secs: Option<u64>,
+    /// The longest wait between two attempts to reconnect to the broker, in seconds
+    /// [default: 1].
+    #[arg(
+        long,
+        env = "POWENS_RELAY_RECONNECT_MAX_DELAY_SECS",
+        value_name = "SECS"
+    )]
+    pub reconnect_max_delay_secs: Option<u64>,
+    /// Most webhook requests handled at once; more get 503 with Retry-After
+    /// [default: 1024].
+    #[arg(long, env = "POWENS_RELAY_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<u64>,
+    /// Most open client connections; more wait in the listen backlog [default: 4096].
+    #[arg(long, env = "POWENS_RELAY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// How long reading a request's headers may take, and separately its body; also how
+    /// long an idle keep-alive connection is kept, in seconds [default: 30].
+    #[arg(long, env = "POWENS_RELAY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub read_timeout_secs: Option<u64>,
+    /// Largest request line and headers, in bytes; more gets 431 [default: 16384].
+    #[arg(long, env = "POWENS_RELAY_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<u64>,
     /// Answer to a message no queue is bound to receive [default: reject].
     #[arg(long, env = "POWENS_RELAY_UNROUTABLE", value_enum)]
     pub unroutable: Option<Unroutable>,

@@ -5,15 +5,14 @@ use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::ExchangeDeclareOptions;
 use lapin::types::{FieldTable, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{Channel, ExchangeKind};
 
-use super::config::{AmqpUrl, Unroutable};
+mod amqp;
+
+pub use amqp::{AmqpPublisher, AmqpSettings};
 
 /// A boxed future, so that [`Publisher`] can be a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -73,16 +72,6 @@ impl std::fmt::Debug for dyn Publisher {
     }
 }
 
-/// Publishes to RabbitMQ over one long-lived connection and one confirm-mode channel
-/// shared by every request: concurrent publishes pipeline their confirms.
-#[derive(Debug)]
-pub struct AmqpPublisher {
-    connection: Connection,
-    channel: Channel,
-    unroutable: Unroutable,
-    timeout: Duration,
-}
-
 /// How to declare the exchanges.
 #[derive(Debug, Clone)]
 pub struct ExchangeSettings {
@@ -90,93 +79,6 @@ pub struct ExchangeSettings {
     pub names: Vec<String>,
     /// Declare them durable (TeaL: false).
     pub durable: bool,
-}
-
-impl AmqpPublisher {
-    /// Connects, opens a confirm-mode channel and declares the exchanges.
-    ///
-    /// # Errors
-    /// [`PublishError::Failed`] saying which step failed (a 406 on declare means the
-    /// exchange exists with other flags: set `exchange_durable` to match).
-    pub async fn connect(
-        url: &AmqpUrl,
-        exchanges: &ExchangeSettings,
-        unroutable: Unroutable,
-        timeout: Duration,
-    ) -> Result<Self, PublishError> {
-        let connection = Connection::connect_uri(
-            url.uri(),
-            ConnectionProperties::default().with_connection_name("powens-relay".into()),
-        )
-        .await
-        .map_err(|e| PublishError::Failed(format!("cannot connect to {url}: {e}")))?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| PublishError::Failed(format!("cannot open a channel: {e}")))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| PublishError::Failed(format!("cannot enable publisher confirms: {e}")))?;
-        declare_exchanges(&channel, exchanges).await?;
-        Ok(Self {
-            connection,
-            channel,
-            unroutable,
-            timeout,
-        })
-    }
-
-    async fn publish_confirmed(&self, message: &Outgoing) -> Result<(), PublishError> {
-        let failed = |e: lapin::Error| {
-            if self.is_ready() {
-                PublishError::Failed(e.to_string())
-            } else {
-                PublishError::Unavailable
-            }
-        };
-        let mut properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2);
-        if let Some(id) = &message.message_id {
-            let id = short_string(id).map_err(PublishError::Failed)?;
-            properties = properties.with_message_id(id);
-        }
-        let exchange = short_string(&message.exchange).map_err(PublishError::Failed)?;
-        let routing_key = short_string(&message.routing_key).map_err(PublishError::Failed)?;
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange,
-                routing_key,
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
-                &message.body,
-                properties,
-            )
-            .await
-            .map_err(failed)?;
-        match confirm.await.map_err(failed)? {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_returned)) => match self.unroutable {
-                Unroutable::Reject => Err(PublishError::Unroutable),
-                Unroutable::Accept => {
-                    tracing::warn!(
-                        exchange = %message.exchange,
-                        routing_key = %message.routing_key,
-                        "no queue is bound for this domain: message dropped (unroutable = accept)"
-                    );
-                    Ok(())
-                }
-            },
-            Confirmation::Nack(_) => Err(PublishError::Nacked),
-            Confirmation::NotRequested => Err(PublishError::Failed(
-                "the channel is not in confirm mode".into(),
-            )),
-        }
-    }
 }
 
 /// `text` as an AMQP short string (names, routing keys, message ids: 255 bytes at most).
@@ -214,38 +116,6 @@ pub(crate) async fn declare_exchanges(
             })?;
     }
     Ok(())
-}
-
-impl Publisher for AmqpPublisher {
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
-        Box::pin(async move {
-            if !self.is_ready() {
-                return Err(PublishError::Unavailable);
-            }
-            tokio::time::timeout(self.timeout, self.publish_confirmed(message))
-                .await
-                .unwrap_or(Err(PublishError::Timeout))
-        })
-    }
-
-    fn is_ready(&self) -> bool {
-        self.connection.status().connected() && self.channel.status().connected()
-    }
-
-    fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            if let Err(e) = self.channel.close(200, "relay shutting down".into()).await {
-                tracing::warn!(error = %e, "closing the AMQP channel failed");
-            }
-            if let Err(e) = self
-                .connection
-                .close(200, "relay shutting down".into())
-                .await
-            {
-                tracing::warn!(error = %e, "closing the AMQP connection failed");
-            }
-        })
-    }
 }
 
 /// Writes each message body as one line to standard output: the relay's default when no
