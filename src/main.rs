@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::Utc;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
 use powens_webhooks::relay::consume::{Bindings, ConsumeError, ConsumerSettings, TealConsumer};
 use powens_webhooks::relay::{Relay, ops, send};
@@ -122,7 +122,12 @@ struct RequestArgs {
 type Fatal = String;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(message) = no_password_in_argv(&matches) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Sign { request } => run_sign(&request),
         Command::Verify {
@@ -154,6 +159,27 @@ fn main() -> ExitCode {
         eprintln!("error: {message}");
         ExitCode::from(2)
     })
+}
+
+/// Refuses an `--amqp-url` flag that carries a password: the command line is visible to
+/// every local user (`ps`, `/proc`). The environment variable and the file are not.
+fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fatal> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let from_flag = sub
+        .try_get_one::<String>("amqp_url")
+        .ok()
+        .flatten()
+        .filter(|_| sub.value_source("amqp_url") == Some(clap::parser::ValueSource::CommandLine));
+    match from_flag {
+        Some(url) if AmqpUrl::parse(url).is_ok_and(|u| u.has_password()) => Err(
+            "--amqp-url holds a password, which every local user can read on the command line: \
+             set POWENS_RELAY_AMQP_URL (or amqp_url in the configuration file) instead"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn run_sign(request: &RequestArgs) -> Result<ExitCode, Fatal> {

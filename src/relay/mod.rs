@@ -69,6 +69,7 @@ pub struct Relay {
     publisher: Arc<dyn Publisher>,
     limits: ConnectionLimits,
     secrets: SecretsReloader,
+    hangups: Hangups,
 }
 
 /// Re-reads the secrets of a running relay, as SIGHUP does: a rotated `file:` secret
@@ -92,18 +93,11 @@ impl SecretsReloader {
         Ok(count)
     }
 
-    /// On every SIGHUP, [`reload`](Self::reload), logging the outcome.
-    async fn on_sighup(self) {
+    /// On every SIGHUP received by `hangups`, [`reload`](Self::reload), logging the
+    /// outcome.
+    async fn on_sighup(self, hangups: Hangups) {
         #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut hangups = match signal(SignalKind::hangup()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGHUP: secrets will not be re-read");
-                    return;
-                }
-            };
+        if let Some(mut hangups) = hangups {
             while hangups.recv().await.is_some() {
                 match self.reload() {
                     Ok(domains) => tracing::info!(domains, "SIGHUP: secrets re-read"),
@@ -113,7 +107,30 @@ impl SecretsReloader {
                 }
             }
         }
+        #[cfg(not(unix))]
+        let _ = hangups;
     }
+}
+
+/// SIGHUP, listened for from the moment the relay is bound: one sent as soon as the
+/// relay says it listens is not missed (nor kills it, as SIGHUP's default would).
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+fn listen_for_hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: secrets will not be re-read");
+            })
+            .ok()
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// What the HTTP server enforces per connection, before a request reaches the router.
@@ -189,6 +206,7 @@ impl Relay {
                 max_header_bytes: config.max_header_bytes,
             },
             secrets,
+            hangups: listen_for_hangups(),
         })
     }
 
@@ -222,7 +240,7 @@ impl Relay {
         use hyper_util::service::TowerToHyperService;
         use tokio::sync::Semaphore;
 
-        let sighup = tokio::spawn(self.secrets.on_sighup());
+        let sighup = tokio::spawn(self.secrets.on_sighup(self.hangups));
         let service = TowerToHyperService::new(http::router(self.state));
         let mut server = hyper::server::conn::http1::Builder::new();
         server

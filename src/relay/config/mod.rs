@@ -610,6 +610,12 @@ mod tests {
         assert_eq!(config.body_limit, DEFAULT_BODY_LIMIT);
         assert_eq!(config.unroutable, Unroutable::Reject);
         assert_eq!(config.publish_timeout, Duration::from_secs(5));
+        assert_eq!(config.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.reconnect_max_delay, Duration::from_secs(1));
+        assert_eq!(config.max_in_flight, 1024);
+        assert_eq!(config.max_connections, 4096);
+        assert_eq!(config.read_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_header_bytes, 16384);
         assert_eq!(config.webhook_exchange(), "powens_domain_webhooks");
         assert!(matches!(
             config.domains.values().next(),
@@ -663,6 +669,70 @@ secrets = ["env:Y"]
                 "domains.\"forward.biapi.pro\".secrets",
             ]
         );
+    }
+
+    #[test]
+    fn limits_out_of_range_are_named() {
+        let text = format!(
+            "max_in_flight = 0\nmax_connections = 0\nmax_header_bytes = 100\n\
+             read_timeout_secs = 0\nconnect_timeout_secs = 0\nreconnect_max_delay_secs = 0\n\
+             {ONE_DOMAIN}"
+        );
+        let mut keys = invalid_keys(&text, &Overrides::default());
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "connect_timeout_secs",
+                "max_connections",
+                "max_header_bytes",
+                "max_in_flight",
+                "read_timeout_secs",
+                "reconnect_max_delay_secs",
+            ]
+        );
+    }
+
+    #[test]
+    fn reloading_secrets_reads_files_again_and_names_what_cannot_be_read() {
+        let dir = std::env::temp_dir().join(format!("powens-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "old").unwrap();
+        let text = format!(
+            "[domains.\"budgea.biapi.pro\"]\nsecrets = [\"file:{}\"]\n{}",
+            file.display(),
+            "[domains.\"forward.biapi.pro\"]\nmode = \"forward\"\n"
+        );
+        let config = RelayConfig::from_toml(&text, &Overrides::default()).unwrap();
+        let signs_with = |domains: &BTreeMap<Domain, DomainPolicy>, secret: &str| {
+            let Some(DomainPolicy::Verify(verifier)) =
+                domains.get(&Domain::parse("budgea.biapi.pro").unwrap())
+            else {
+                panic!("no verifier")
+            };
+            let signature =
+                crate::signature::sign_parts(&crate::secret::Secret::new(secret).unwrap(), &[b"x"]);
+            verifier
+                .verify_parts(&[b"x"], &signature, chrono::Utc::now())
+                .is_ok()
+        };
+        assert!(signs_with(&config.domains, "old"));
+
+        std::fs::write(&file, "new\n").unwrap();
+        let reloaded = config.reload_secrets().unwrap();
+        assert!(signs_with(&reloaded, "new"));
+        assert!(!signs_with(&reloaded, "old"));
+        assert_eq!(reloaded.len(), 2, "the forward domain stays");
+
+        std::fs::remove_file(&file).unwrap();
+        match config.reload_secrets() {
+            Err(ConfigError::Invalid { problems }) => {
+                assert_eq!(problems.len(), 1);
+                assert_eq!(problems[0].key, "domains.\"budgea.biapi.pro\".secrets[0]");
+            }
+            other => panic!("expected the unreadable secret named, got {other:?}"),
+        }
     }
 
     #[test]

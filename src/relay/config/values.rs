@@ -75,6 +75,20 @@ impl AmqpUrl {
         self.uri.clone()
     }
 
+    /// Whether the URL spells out a (non-empty) password. Without one, the broker's
+    /// default `guest` credentials apply.
+    pub fn has_password(&self) -> bool {
+        !self.uri.authority.userinfo.password.is_empty()
+            && self
+                .text
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+                .and_then(|authority| authority.rsplit_once('@'))
+                .is_some_and(|(userinfo, _)| {
+                    userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty())
+                })
+    }
+
     /// The URL as given (password included): only for connecting.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -131,6 +145,17 @@ mod tests {
         let url = AmqpUrl::parse("amqp://guest:s3cr3t@127.0.0.1:5672/%2f").unwrap();
         assert_eq!(url.to_string(), "amqp://guest@127.0.0.1:5672/%2f");
         assert!(!format!("{url:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn only_a_spelled_out_password_counts() {
+        let has = |url: &str| AmqpUrl::parse(url).unwrap().has_password();
+        assert!(has("amqp://guest:guest@127.0.0.1:5672/%2f"));
+        assert!(has("amqps://u:p%40ss@host/vh"));
+        // The library's default guest/guest is not on the command line.
+        assert!(!has("amqp://127.0.0.1:5672/%2f"));
+        assert!(!has("amqp://user@127.0.0.1/%2f"));
+        assert!(!has("amqp://user:@127.0.0.1/%2f"));
     }
 
     #[test]

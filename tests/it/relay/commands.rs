@@ -49,6 +49,29 @@ fn an_invalid_configuration_stops_serve_naming_every_key() {
 }
 
 #[test]
+fn a_password_on_the_command_line_is_refused_before_anything_starts() {
+    for command in ["serve", "consume"] {
+        let output = relay()
+            .args([
+                command,
+                "--amqp-url",
+                "amqp://user:pa55word@127.0.0.1:1/%2f",
+            ])
+            .args(["--domain", "sandbox.biapi.pro=forward"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            stderr.contains("--amqp-url holds a password")
+                && stderr.contains("POWENS_RELAY_AMQP_URL"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("pa55word"), "{stderr}");
+    }
+}
+
+#[test]
 fn without_a_broker_serve_writes_each_message_to_stdout() {
     let domain = format!(
         "sandbox.biapi.pro=file:{}",
@@ -88,14 +111,9 @@ fn consume_prints_what_serve_published() {
     broker();
     let prefix = unique("commands");
     let mut consume = relay()
-        .args([
-            "consume",
-            "--amqp-url",
-            AMQP_URL,
-            "--domain",
-            "budgea.biapi.pro",
-        ])
+        .args(["consume", "--domain", "budgea.biapi.pro"])
         .args(["--exchange-prefix", &prefix, "--count", "2"])
+        .env("POWENS_RELAY_AMQP_URL", AMQP_URL)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -210,4 +228,104 @@ fn trace_logs_never_show_a_secret_a_signature_a_token_or_a_body() {
         );
     }
     runtime.block_on(delete_exchanges(&prefix));
+}
+
+/// The status `send` printed.
+fn status(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn sighup_rereads_a_rotated_secret_file_and_keeps_the_old_one_if_the_new_is_unreadable() {
+    let path = secret_file("OLD-SECRET-1f3a");
+    let domain = format!("sandbox.biapi.pro=file:{}", path.display());
+    let serve = Serve::spawn(&[("POWENS_RELAY_DOMAINS", &domain)]);
+    let url = format!(
+        "http://{}/powens-webhook/sandbox.biapi.pro/USER_SYNCED",
+        serve.addr
+    );
+    let body = br#"{"id_webhook_data": 5}"#;
+    let hup = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &serve.child_id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    assert_eq!(status(&send(&url, &[], "OLD-SECRET-1f3a", body)), "204");
+
+    // Rotated on disk: not in use until SIGHUP.
+    std::fs::write(&path, "NEW-SECRET-8b2c\n").unwrap();
+    assert_eq!(status(&send(&url, &[], "NEW-SECRET-8b2c", body)), "401");
+    hup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while status(&send(&url, &[], "NEW-SECRET-8b2c", body)) != "204" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new secret was not taken up after SIGHUP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status(&send(&url, &[], "OLD-SECRET-1f3a", body)), "401");
+
+    // A rotation gone wrong (empty file): the secret in use stays.
+    std::fs::write(&path, "").unwrap();
+    hup();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(status(&send(&url, &[], "NEW-SECRET-8b2c", body)), "204");
+
+    let (exit, logs) = serve.terminate();
+    assert!(exit.success());
+    let logs = logs.join("\n");
+    assert!(logs.contains("SIGHUP: secrets re-read"), "{logs}");
+    assert!(
+        logs.contains("SIGHUP: secrets not re-read, the previous ones stay in use")
+            && logs.contains("--domain sandbox.biapi.pro.secrets[0]"),
+        "{logs}"
+    );
+    for secret in ["OLD-SECRET", "NEW-SECRET"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+}
+
+#[test]
+fn a_gzip_webhook_logs_which_bytes_its_signature_matched() {
+    use std::io::Write as _;
+    let secret = "secret_key";
+    let domain = format!("sandbox.biapi.pro=file:{}", secret_file(secret).display());
+    let serve = Serve::spawn(&[("POWENS_RELAY_DOMAINS", &domain)]);
+    let path = "/powens-webhook/sandbox.biapi.pro/USER_SYNCED";
+    let body = br#"{"id_webhook_data": 6}"#;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body).unwrap();
+    let compressed = encoder.finish().unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for signed_over in [&body[..], &compressed] {
+        let mut request = super::signed(path, signed_over, secret)
+            .map(|_| http_body_util::Full::new(axum::body::Bytes::from(compressed.clone())));
+        request
+            .headers_mut()
+            .insert("content-encoding", "gzip".parse().unwrap());
+        let answer = runtime.block_on(super::try_post(serve.addr, request));
+        assert_eq!(answer.map(|(s, _)| s), Some(204));
+    }
+    let (_, logs) = serve.terminate();
+    let handled: Vec<_> = logs
+        .iter()
+        .filter(|l| l.contains("webhook handled"))
+        .collect();
+    assert_eq!(handled.len(), 2, "{logs:#?}");
+    assert!(
+        handled[0].contains(r#""signed_over":"decompressed""#),
+        "{handled:?}"
+    );
+    assert!(
+        handled[1].contains(r#""signed_over":"compressed""#),
+        "{handled:?}"
+    );
 }

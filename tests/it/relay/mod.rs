@@ -4,6 +4,9 @@
 mod commands;
 mod consume;
 mod e2e;
+mod faults;
+mod hostile;
+mod proxy;
 mod router;
 mod shutdown;
 
@@ -156,6 +159,11 @@ impl Serve {
             early
         });
         Self { child, addr, logs }
+    }
+
+    /// The child's process id (to signal it).
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
     }
 
     /// The child's standard output, when it was piped.
