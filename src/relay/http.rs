@@ -103,6 +103,11 @@ impl AppState {
 }
 
 /// The relay's routes. Tests drive it with `tower::ServiceExt::oneshot`.
+///
+/// It must run on a Tokio runtime with timers enabled (`#[tokio::main]` has them; a
+/// `Builder` needs `enable_time`): body reads are timed. The per-connection limits
+/// (head size and time-out, connection cap) are the server's, in [`super::Relay::run`];
+/// an application serving this router itself should set its own.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     Router::new()

@@ -552,3 +552,25 @@ async fn over_the_in_flight_cap_a_webhook_gets_503_with_retry_after() {
     assert_eq!(response.status, 204, "{response:?}");
     assert_eq!(publisher.published().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_connections_a_new_connection_waits_for_a_free_one() {
+    let (addr, publisher) = relay(1, "max_connections = 1").await;
+    // An idle connection takes the only slot, until the idle time-out (1 s) closes it.
+    let idle = TcpStream::connect(addr).await.unwrap();
+    sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let request = Raw::signed(PATH, BODY);
+    let response = exchange(addr, &request.head(), &request.wire_body())
+        .await
+        .unwrap();
+    assert_eq!(response.status, 204, "{response:?}");
+    // Served only once the idle one was closed: not before its time-out.
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "served after {:?}, while the only slot was taken",
+        started.elapsed()
+    );
+    assert_eq!(publisher.published().len(), 1);
+    drop(idle);
+}
