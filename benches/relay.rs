@@ -59,7 +59,9 @@ impl Bench {
         .unwrap();
         let (parts, _) = signed.into_parts();
         let request = Request::from_parts(parts, body);
+        // The router times body reads: timers on.
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         Self {

@@ -31,11 +31,11 @@ pub mod http;
 pub mod ops;
 pub mod publish;
 pub mod send;
+mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -67,7 +67,7 @@ pub struct Relay {
     listener: TcpListener,
     state: http::AppState,
     publisher: Arc<dyn Publisher>,
-    limits: ConnectionLimits,
+    limits: server::Limits,
     secrets: SecretsReloader,
     hangups: Hangups,
 }
@@ -133,14 +133,6 @@ fn listen_for_hangups() -> Hangups {
     None
 }
 
-/// What the HTTP server enforces per connection, before a request reaches the router.
-#[derive(Debug, Clone, Copy)]
-struct ConnectionLimits {
-    max_connections: usize,
-    read_timeout: Duration,
-    max_header_bytes: usize,
-}
-
 impl Relay {
     /// Connects to the broker of `config` (or, without one, writes messages to standard
     /// output), declares the webhook exchange and binds the listen address.
@@ -200,7 +192,7 @@ impl Relay {
             listener,
             state,
             publisher,
-            limits: ConnectionLimits {
+            limits: server::Limits {
                 max_connections: config.max_connections,
                 read_timeout: config.read_timeout,
                 max_header_bytes: config.max_header_bytes,
@@ -227,64 +219,24 @@ impl Relay {
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
     /// finish (and their confirms arrive), and closes the broker connection.
     ///
-    /// Each connection is HTTP/1.1 with keep-alive. Its request head must arrive within
-    /// `read_timeout` and fit in `max_header_bytes` (else the connection is closed, with
-    /// 431 for an oversize head); an idle connection is closed after `read_timeout`. At
-    /// most `max_connections` are open at once: beyond that, new ones wait in the
-    /// listen backlog rather than costing memory.
+    /// Each connection is HTTP/1.1 with keep-alive. Its request head must fit in
+    /// `max_header_bytes` (else 431) and arrive within `read_timeout`: a connection
+    /// awaiting a head that long (slow client, or idle keep-alive) is closed, at the
+    /// latest 1.25 × `read_timeout` after its last response. At most `max_connections`
+    /// are open at once: beyond that, new ones wait in the listen backlog rather than
+    /// costing memory.
     ///
     /// On SIGHUP (Unix), the secrets are read again: see [`SecretsReloader`].
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        use hyper_util::rt::{TokioIo, TokioTimer};
-        use hyper_util::server::graceful::GracefulShutdown;
-        use hyper_util::service::TowerToHyperService;
-        use tokio::sync::Semaphore;
-
         let sighup = tokio::spawn(self.secrets.on_sighup(self.hangups));
-        let service = TowerToHyperService::new(http::router(self.state));
-        let mut server = hyper::server::conn::http1::Builder::new();
-        server
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.read_timeout)
-            .max_header_size(self.limits.max_header_bytes);
-        let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot,
-                () = &mut shutdown => break,
-            };
-            let Ok(slot) = slot else { break };
-            let stream = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _peer)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors, or a connection reset before it was
-                        // accepted: wait a little rather than spin, and go on.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            // Responses are small and latency matters more than packet count.
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-            let connection =
-                graceful.watch(server.serve_connection(TokioIo::new(stream), service.clone()));
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                drop(slot);
-            });
-        }
-        drop(self.listener);
+        server::serve(
+            self.listener,
+            http::router(self.state),
+            self.limits,
+            shutdown,
+        )
+        .await;
         sighup.abort();
-        graceful.shutdown().await;
         self.publisher.close().await;
         tracing::info!("stopped");
     }
