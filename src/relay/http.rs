@@ -235,7 +235,7 @@ async fn webhook(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Outcome::Overloaded,
                 format!(
-                    "the relay is already handling {} webhooks; retry later",
+                    "too many webhooks in flight (max_in_flight = {}); retry later",
                     app.max_in_flight
                 ),
             )

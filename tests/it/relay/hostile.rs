@@ -539,7 +539,9 @@ async fn over_the_in_flight_cap_a_webhook_gets_503_with_retry_after() {
     assert_eq!(response.status, 503, "{response:?}");
     assert_eq!(response.header("retry-after"), Some("1"));
     assert!(
-        response.body.contains("already handling 1 webhooks"),
+        response
+            .body
+            .contains("too many webhooks in flight (max_in_flight = 1)"),
         "{response:?}"
     );
 
