@@ -278,3 +278,55 @@ async fn behind_a_proxy_that_strips_hooks_the_prefix_makes_the_signature_match()
     consumer.close().await;
     delete_exchanges(&prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_exchange_is_declared_again_and_publishing_resumes() {
+    let prefix = unique("redeclare");
+    let (addr, _relay) = start(config(&format!(
+        "exchange_prefix = \"{prefix}\"\nunroutable = \"accept\"\n{}",
+        verify_domain("budgea.biapi.pro", "s3cr3t")
+    )))
+    .await;
+    let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+    let webhook = || signed(path, br#"{"id_webhook_data": 8}"#, "s3cr3t");
+    assert_eq!(post(addr, webhook()).await.0, 204);
+
+    // Someone deletes the exchange: the next publish makes the broker close the
+    // relay's channel (404), and that webhook is not confirmed.
+    delete_exchanges(&prefix).await;
+    let (status, body) = post(addr, webhook()).await;
+    assert_eq!(status, 503, "{body}");
+
+    // The relay opens a new connection and declares the exchange again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = post(addr, webhook()).await;
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not publishing again 5 s after the channel closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .exchange_declare(
+            format!("{prefix}powens_domain_webhooks").as_str().into(),
+            lapin::ExchangeKind::Direct,
+            lapin::options::ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("the exchange exists again");
+    let _ = connection.close(200, "done".into()).await;
+    delete_exchanges(&prefix).await;
+}
