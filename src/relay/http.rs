@@ -29,8 +29,12 @@ use crate::verify::VerifyError;
 const RETRY_AFTER_OVERLOADED: u32 = 1;
 /// `Retry-After` (seconds) when the broker is unavailable.
 const RETRY_AFTER_UNAVAILABLE: u32 = 5;
-/// Compressed bodies larger than this are decompressed off the async workers.
-const INLINE_GUNZIP_LIMIT: usize = 64 * 1024;
+/// Most output a gzip body may decompress to on an async worker (about a millisecond of
+/// work); one that could produce more is decompressed on a blocking thread, so that a
+/// small "gzip bomb" does not hold up other requests.
+const INLINE_GUNZIP_OUTPUT: usize = 1024 * 1024;
+/// Deflate's largest expansion (bytes out per byte in).
+const DEFLATE_MAX_RATIO: usize = 1032;
 
 type Domains = HashMap<Domain, DomainPolicy>;
 
@@ -366,10 +370,14 @@ async fn handle_webhook(
     Ok(signed_over)
 }
 
-/// Decompresses a gzip body within `limit`; a large one on a blocking thread, so that
-/// it does not hold up other requests.
+/// Decompresses a gzip body within `limit`; on a blocking thread when it could expand to
+/// more than [`INLINE_GUNZIP_OUTPUT`].
 async fn gunzip(compressed: axum::body::Bytes, limit: usize) -> Result<axum::body::Bytes, Refusal> {
-    let decoded = if compressed.len() <= INLINE_GUNZIP_LIMIT {
+    let most = compressed
+        .len()
+        .saturating_mul(DEFLATE_MAX_RATIO)
+        .min(limit);
+    let decoded = if most <= INLINE_GUNZIP_OUTPUT {
         encoding::gunzip(&compressed, limit)
     } else {
         tokio::task::spawn_blocking(move || encoding::gunzip(&compressed, limit))

@@ -24,8 +24,13 @@ const BODY: &[u8] = br#"{"id_webhook_data": 42, "connection": {"id": 7}}"#;
 /// A relay for `budgea.biapi.pro` (verify) and `forward.biapi.pro` (forward), a 1 KiB
 /// body limit and `extra` configuration, publishing to memory.
 fn relay(extra: &str) -> (axum::Router, MemoryPublisher) {
+    relay_with_limit(1024, extra)
+}
+
+/// [`relay`] with a body limit of `limit` bytes.
+fn relay_with_limit(limit: usize, extra: &str) -> (axum::Router, MemoryPublisher) {
     let toml = format!(
-        "body_limit_bytes = 1024\n{extra}\n{}[domains.\"forward.biapi.pro\"]\nmode = \"forward\"\n",
+        "body_limit_bytes = {limit}\n{extra}\n{}[domains.\"forward.biapi.pro\"]\nmode = \"forward\"\n",
         verify_domain(DOMAIN, SECRET)
     );
     let publisher = MemoryPublisher::new();
@@ -165,6 +170,41 @@ async fn a_gzip_body_verifies_decompressed_or_as_received_and_is_published_decom
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
     assert!(
         answer.body.contains("does not match any key"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(publisher.published(), []);
+}
+
+/// Bodies that may expand past a megabyte are decompressed on a blocking thread: the
+/// same answers as inline.
+#[tokio::test]
+async fn large_gzip_bodies_are_decompressed_off_the_workers_with_the_same_limits() {
+    let (app, publisher) = relay_with_limit(4 << 20, "");
+    let payload = format!(
+        "{{\"id_webhook_data\": 9, \"pad\": \"{}\"}}",
+        " ".repeat(2 << 20)
+    );
+    let compressed = gzip(payload.as_bytes());
+    let answer = call(
+        &app,
+        gzipped(signed(PATH, payload.as_bytes(), SECRET), compressed),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let message = PowensWebhookMessage::from_json(&publisher.take()[0].body).unwrap();
+    assert_eq!(message.payload, payload);
+
+    let bomb = gzip(&vec![b' '; 8 << 20]);
+    let answer = call(&app, gzipped(signed(PATH, &bomb, SECRET), bomb.clone())).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("decompressed body exceeds"),
         "{}",
         answer.body
     );
