@@ -98,17 +98,24 @@ struct Shared {
 }
 
 impl Shared {
-    /// The current link if it can take a publish now.
-    fn ready_link(&self) -> Option<Arc<Link>> {
-        let link = self
-            .link
+    /// The current link, whatever its state.
+    fn current(&self) -> Option<Arc<Link>> {
+        self.link
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
-        let usable = !link.is_dead()
-            && !link.connection.status().blocked()
-            && self.broken.load(Ordering::Acquire) != link.generation;
-        usable.then_some(link)
+            .clone()
+    }
+
+    /// Whether `link` is still up: lapin has not closed it and no publish found it
+    /// broken. (A blocked link is alive, but not ready.)
+    fn is_alive(&self, link: &Link) -> bool {
+        !link.is_dead() && self.broken.load(Ordering::Acquire) != link.generation
+    }
+
+    /// The current link if it can take a publish now.
+    fn ready_link(&self) -> Option<Arc<Link>> {
+        self.current()
+            .filter(|link| self.is_alive(link) && !link.connection.status().blocked())
     }
 
     /// A publish on `link` failed in a way that says the link is gone.
@@ -256,15 +263,7 @@ async fn supervise(shared: Arc<Shared>) {
             if shared.closing.load(Ordering::Acquire) {
                 return;
             }
-            let alive = shared
-                .link
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .is_some_and(|link| {
-                    !link.is_dead() && shared.broken.load(Ordering::Acquire) != link.generation
-                });
-            if !alive {
+            if !shared.current().is_some_and(|link| shared.is_alive(&link)) {
                 break;
             }
             tokio::select! {
