@@ -143,6 +143,14 @@ impl Refusal {
         }
     }
 
+    /// A 503: Powens should try again in `retry_after` seconds.
+    fn unavailable(outcome: Outcome, reason: String, retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, outcome, reason)
+        }
+    }
+
     fn malformed(reason: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Outcome::Malformed, reason)
     }
@@ -201,14 +209,11 @@ impl From<PublishError> for Refusal {
             }
             other => other.to_string(),
         };
-        Self {
-            retry_after: Some(RETRY_AFTER_UNAVAILABLE),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Outcome::Unavailable,
-                format!("{reason}; retry later"),
-            )
-        }
+        Self::unavailable(
+            Outcome::Unavailable,
+            format!("{reason}; retry later"),
+            RETRY_AFTER_UNAVAILABLE,
+        )
     }
 }
 
@@ -233,17 +238,14 @@ async fn webhook(
 ) -> Response {
     // Over the cap, refuse at once: queueing would only make Powens time out instead.
     let Ok(_slot) = app.in_flight.clone().try_acquire_owned() else {
-        return Refusal {
-            retry_after: Some(RETRY_AFTER_OVERLOADED),
-            ..Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Outcome::Overloaded,
-                format!(
-                    "too many webhooks in flight (max_in_flight = {}); retry later",
-                    app.max_in_flight
-                ),
-            )
-        }
+        return Refusal::unavailable(
+            Outcome::Overloaded,
+            format!(
+                "too many webhooks in flight (max_in_flight = {}); retry later",
+                app.max_in_flight
+            ),
+            RETRY_AFTER_OVERLOADED,
+        )
         .into_response();
     };
     match handle_webhook(&app, path, request).await {

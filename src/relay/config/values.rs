@@ -78,15 +78,14 @@ impl AmqpUrl {
     /// Whether the URL spells out a (non-empty) password. Without one, the broker's
     /// default `guest` credentials apply.
     pub fn has_password(&self) -> bool {
-        !self.uri.authority.userinfo.password.is_empty()
-            && self
-                .text
-                .split_once("://")
-                .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-                .and_then(|authority| authority.rsplit_once('@'))
-                .is_some_and(|(userinfo, _)| {
-                    userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty())
-                })
+        // The parsed URI cannot tell: without userinfo it holds the default `guest`.
+        self.text
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+            .and_then(|authority| authority.rsplit_once('@'))
+            .is_some_and(|(userinfo, _)| {
+                userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty())
+            })
     }
 
     /// The URL as given (password included): only for connecting.
