@@ -294,15 +294,12 @@ fn sighup_rereads_a_rotated_secret_file_and_keeps_the_old_one_if_the_new_is_unre
 
 #[test]
 fn a_gzip_webhook_logs_which_bytes_its_signature_matched() {
-    use std::io::Write as _;
     let secret = "secret_key";
     let domain = format!("sandbox.biapi.pro=file:{}", secret_file(secret).display());
     let serve = Serve::spawn(&[("POWENS_RELAY_DOMAINS", &domain)]);
     let path = "/powens-webhook/sandbox.biapi.pro/USER_SYNCED";
     let body = br#"{"id_webhook_data": 6}"#;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(body).unwrap();
-    let compressed = encoder.finish().unwrap();
+    let compressed = super::gzip(body);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for signed_over in [&body[..], &compressed] {

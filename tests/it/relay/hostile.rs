@@ -2,14 +2,11 @@
 //! chunking, raw header bytes and time-outs are those of the wire): one row per case,
 //! each checked for its status, its one-line reason, and that nothing was published.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use powens_webhooks::relay::Relay;
 use powens_webhooks::relay::publish::MemoryPublisher;
 use powens_webhooks::relay::send::signature_date;
@@ -18,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 
-use super::{config, verify_domain};
+use super::{config, gzip, verify_domain};
 
 const SECRET: &str = "s3cr3t";
 const PATH: &str = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
@@ -221,12 +218,6 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
         headers,
         body,
     })
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
 }
 
 fn base64_of(len: usize) -> Vec<u8> {

@@ -94,6 +94,14 @@ pub fn signed(path: &str, body: &[u8], secret: &str) -> Request<Full<Bytes>> {
     signed_at(path, body, secret, Utc::now())
 }
 
+/// `data` gzip-compressed (best compression, so that a "bomb" is as small as it gets).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// Deletes the TeaL exchanges of `prefix`, so that test runs leave nothing behind.
 pub async fn delete_exchanges(prefix: &str) {
     use lapin::options::ExchangeDeleteOptions;

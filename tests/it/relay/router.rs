@@ -14,7 +14,7 @@ use powens_webhooks::relay::publish::{MemoryPublisher, PublishError};
 use powens_webhooks::{PowensWebhookMessage, TealMessage};
 use tower::ServiceExt;
 
-use super::{assert_signed_for, config, signed, strip_hooks, verify_domain};
+use super::{assert_signed_for, config, gzip, signed, strip_hooks, verify_domain};
 
 const DOMAIN: &str = "budgea.biapi.pro";
 const PATH: &str = "/powens-webhook/budgea.biapi.pro/CONNECTION_SYNCED";
@@ -127,13 +127,6 @@ fn gzipped(request: Request<http_body_util::Full<Bytes>>, wire: Vec<u8>) -> Requ
         .headers_mut()
         .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
     request
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
 }
 
 #[tokio::test]
