@@ -31,4 +31,6 @@ pub use time::{IsoDateTime, IsoDateTimeError};
 pub use verify::{FreshnessWindow, Verifier, VerifyError};
 
 #[cfg(feature = "relay")]
+pub mod encoding;
+#[cfg(feature = "relay")]
 pub mod relay;

@@ -13,7 +13,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use http::{HeaderMap, HeaderValue, header::CONTENT_ENCODING};
 use libfuzzer_sys::fuzz_target;
-use powens_webhooks::relay::encoding::{ContentEncoding, EncodingError, gunzip};
+use powens_webhooks::encoding::{ContentEncoding, EncodingError, gunzip};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {

@@ -16,10 +16,10 @@ use chrono::Utc;
 use tokio::sync::Semaphore;
 
 use super::config::{DomainPolicy, RelayConfig};
-use super::encoding::{self, ContentEncoding, EncodingError};
 use super::ops::{self, Metrics, Outcome, Reason, SignedOver};
 use super::publish::{Outgoing, PublishError, Publisher};
 use crate::domain::{Domain, Event};
+use crate::encoding::{self, ContentEncoding, EncodingError};
 use crate::headers::{HeaderError, PowensHeaders};
 use crate::message::{MessageError, TealMessage, WebhookRequest};
 use crate::time::IsoDateTime;

@@ -26,7 +26,6 @@
 
 pub mod config;
 pub mod consume;
-pub mod encoding;
 pub mod http;
 pub mod ops;
 pub mod publish;
