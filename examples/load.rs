@@ -26,8 +26,9 @@ use chrono::Utc;
 use clap::Parser;
 use http_body_util::BodyExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Confirmation};
 use powens_webhooks::relay::Relay;
+use powens_webhooks::relay::broker::{self, Broker, Exchanges};
 use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, TealConsumer};
 use powens_webhooks::relay::send::{Target, signature_date, signed_request};
@@ -114,13 +115,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let secret_path = std::env::temp_dir().join(format!("{prefix}secret"));
     std::fs::write(&secret_path, SECRET)?;
-    let overrides = Overrides {
-        listen: Some("127.0.0.1:0".into()),
-        amqp_url: Some(args.amqp_url.clone()),
-        exchange_prefix: Some(prefix.clone()),
-        domains: vec![format!("{DOMAIN}=file:{}", secret_path.display())],
-        ..Overrides::default()
-    };
+    let overrides = Overrides::new()
+        .with("listen", "127.0.0.1:0")
+        .with("amqp_url", args.amqp_url.as_str())
+        .with("exchange_prefix", prefix.as_str())
+        .with_domain(format!("{DOMAIN}=file:{}", secret_path.display()));
     let config = RelayConfig::load(&overrides)?;
     std::fs::remove_file(&secret_path)?;
     let relay = Relay::start(&config).await?;
@@ -260,17 +259,12 @@ async fn spawn_counting_consumer(
     counter: Arc<AtomicU64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions};
-    let connection = Connection::connect_uri(url.uri(), ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            lapin::ExchangeKind::Direct,
-            ExchangeDeclareOptions::default(),
-            Default::default(),
-        )
+    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+    let (connection, channel) = Broker::new(url.clone()).open().await?;
+    let exchanges = exchanges(prefix);
+    let exchange = exchanges.name(TealExchange::PowensDomainWebhooks);
+    exchanges
+        .declare(&channel, &[TealExchange::PowensDomainWebhooks])
         .await?;
     let private = QueueDeclareOptions {
         exclusive: true,
@@ -322,7 +316,7 @@ async fn spawn_acking_consumer(
     };
     let mut consumer = TealConsumer::connect(url, &settings, &bindings).await?;
     tokio::spawn(async move {
-        while let Ok(Some(Ok(()))) = consumer
+        while let Ok(Ok(())) = consumer
             .handle_next(|_| std::future::ready(Ok::<(), ()>(())))
             .await
         {
@@ -436,12 +430,11 @@ async fn raw_run(
     duration: Duration,
     ids: Arc<AtomicU64>,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    let connection = Connection::connect_uri(url.uri(), ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+    let (connection, channel) = Broker::new(url.clone()).open().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
+    let exchange = exchanges(prefix).name(TealExchange::PowensDomainWebhooks);
     let domain = Domain::parse(DOMAIN)?;
     let event = Event::parse("CONNECTION_SYNCED")?;
     let target = Target::parse(&format!("http://127.0.0.1{PATH}"), None)?;
@@ -515,19 +508,26 @@ async fn raw_run(
         }));
     }
     let run = collect(tasks, started).await;
-    let _ = connection.close(200, "done".into()).await;
+    broker::close(&connection, &channel, "done").await;
     Ok(run)
+}
+
+/// The run's exchanges: TeaL's flags under the run's prefix.
+fn exchanges(prefix: &str) -> Exchanges {
+    Exchanges {
+        prefix: prefix.to_owned(),
+        durable: false,
+    }
 }
 
 /// Removes the run's exchange, so that runs leave nothing behind.
 async fn delete_exchange(url: &AmqpUrl, prefix: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let connection = Connection::connect_uri(url.uri(), ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
+    let (connection, channel) = Broker::new(url.clone()).open().await?;
+    let exchange = exchanges(prefix).name(TealExchange::PowensDomainWebhooks);
     channel
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await?;
-    let _ = connection.close(200, "done".into()).await;
+    broker::close(&connection, &channel, "done").await;
     Ok(())
 }
 

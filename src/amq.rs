@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// One of TeaL's direct exchanges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TealExchange {
     /// `callbacks`, routed by callback state.
     Callbacks,

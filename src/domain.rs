@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The suffix every Powens API domain ends with.
 pub const POWENS_DOMAIN_SUFFIX: &str = ".biapi.pro";
@@ -14,6 +14,42 @@ const MAX_DOMAIN_LEN: usize = 253;
 const MAX_LABEL_LEN: usize = 63;
 /// Longest accepted event name. Powens' longest today is 29 characters.
 pub const MAX_EVENT_LEN: usize = 64;
+
+/// The impls a validated text type shares: parsing from `&str` and `String` (serde
+/// deserializes through `TryFrom<String>`, so a message with an invalid value is
+/// refused), `Display` as the text, `Debug` with the type's name.
+macro_rules! validated_text {
+    ($name:ident, $error:ty) => {
+        impl FromStr for $name {
+            type Err = $error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                Self::parse(&text)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+validated_text!(Domain, DomainError);
+validated_text!(Event, EventError);
 
 /// A Powens API domain such as `budgea.biapi.pro`: the routing key of
 /// `powens_domain_webhooks`.
@@ -31,7 +67,8 @@ pub const MAX_EVENT_LEN: usize = 64;
 /// assert!("evil.example.com".parse::<Domain>().is_err());
 /// # Ok::<(), powens_webhooks::DomainError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Domain(String);
 
 impl Domain {
@@ -75,41 +112,9 @@ impl Domain {
     }
 }
 
-impl FromStr for Domain {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl fmt::Display for Domain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Domain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Domain({:?})", self.0)
-    }
-}
-
 impl AsRef<str> for Domain {
     fn as_ref(&self) -> &str {
         &self.0
-    }
-}
-
-impl Serialize for Domain {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Domain {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -165,7 +170,8 @@ pub const KNOWN_EVENTS: [&str; 16] = [
 ///
 /// Valid means 1–64 characters of ASCII letters, digits, `_`, `-` and `.`. The name is
 /// kept as given (no case change): it is part of the signed ENDPOINT.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Event(String);
 
 impl Event {
@@ -174,11 +180,11 @@ impl Event {
     /// # Errors
     /// [`EventError`] when `text` is empty, too long, or has another character.
     pub fn parse(text: &str) -> Result<Self, EventError> {
-        if text.is_empty() {
-            return Err(EventError::Empty);
-        }
         if text.len() > MAX_EVENT_LEN {
             return Err(EventError::TooLong { len: text.len() });
+        }
+        if text.is_empty() {
+            return Err(EventError::Empty);
         }
         if !text
             .bytes()
@@ -197,38 +203,6 @@ impl Event {
     /// Whether Powens documents this event (see [`KNOWN_EVENTS`]).
     pub fn is_known(&self) -> bool {
         KNOWN_EVENTS.contains(&self.0.as_str())
-    }
-}
-
-impl FromStr for Event {
-    type Err = EventError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Event({:?})", self.0)
-    }
-}
-
-impl Serialize for Event {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -259,22 +233,30 @@ mod tests {
         for ok in ["budgea.biapi.pro", "a.b-c.biapi.pro", "x1.biapi.pro"] {
             assert_eq!(Domain::parse(ok).unwrap().as_str(), ok);
         }
-        let cases = [
-            ("", DomainError::Empty),
-            ("biapi.pro", DomainError::NotPowens),
-            (".biapi.pro", DomainError::NoName),
-            ("example.com", DomainError::NotPowens),
-            ("budgea.biapi.pro.evil.com", DomainError::NotPowens),
-            ("a..b.biapi.pro", DomainError::BadLabel),
-            ("../x.biapi.pro", DomainError::BadLabel),
-            ("a/b.biapi.pro", DomainError::BadLabel),
-            ("-a.biapi.pro", DomainError::BadLabel),
-            ("a-.biapi.pro", DomainError::BadLabel),
-            ("caf\u{e9}.biapi.pro", DomainError::BadLabel),
-            ("a b.biapi.pro", DomainError::BadLabel),
+        let refused = [
+            (DomainError::Empty, &[""][..]),
+            (DomainError::NoName, &[".biapi.pro"]),
+            (
+                DomainError::NotPowens,
+                &["biapi.pro", "example.com", "budgea.biapi.pro.evil.com"],
+            ),
+            (
+                DomainError::BadLabel,
+                &[
+                    "a..b.biapi.pro",
+                    "../x.biapi.pro",
+                    "a/b.biapi.pro",
+                    "-a.biapi.pro",
+                    "a-.biapi.pro",
+                    "caf\u{e9}.biapi.pro",
+                    "a b.biapi.pro",
+                ],
+            ),
         ];
-        for (text, expected) in cases {
-            assert_eq!(Domain::parse(text), Err(expected), "{text:?}");
+        for (expected, texts) in refused {
+            for text in texts {
+                assert_eq!(Domain::parse(text), Err(expected.clone()), "{text:?}");
+            }
         }
         let long_label = format!("{}.biapi.pro", "a".repeat(64));
         assert_eq!(Domain::parse(&long_label), Err(DomainError::BadLabel));

@@ -30,7 +30,9 @@ pub use signature::{Signature, SignedPrefix, sign, sign_parts};
 pub use time::{IsoDateTime, IsoDateTimeError};
 pub use verify::{FreshnessWindow, Verifier, VerifyError};
 
-#[cfg(feature = "relay")]
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "axum")]
 pub mod encoding;
 #[cfg(feature = "relay")]
 pub mod relay;

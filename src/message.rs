@@ -39,6 +39,9 @@ pub trait TealMessage: Serialize + DeserializeOwned {
 }
 
 /// A Powens webhook as published on `powens_domain_webhooks`, routed by `domain`.
+///
+/// As in every TeaL message here, an `Option` field is written as `null` when empty,
+/// and read as `None` when missing.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PowensWebhookMessage {
     /// When the relay received the webhook (naive UTC).
@@ -48,10 +51,8 @@ pub struct PowensWebhookMessage {
     /// The event name, e.g. `CONNECTION_SYNCED`.
     pub event: Event,
     /// The HMAC headers, for consumers to verify; null when the request had none.
-    #[serde(default)]
     pub hmac_signature: Option<PowensHmacSignature>,
     /// The bearer token the request carried, if any.
-    #[serde(default)]
     pub user_token: Option<BearerToken>,
     /// The body, as UTF-8 text.
     pub payload: String,
@@ -125,16 +126,21 @@ pub struct PowensHmacSignature {
     /// `METHOD.ENDPOINT.DATE.` exactly as signed.
     pub payload_prefix: String,
     /// `BI-Signature-Date`, parsed (TeaL writes it with its offset, e.g. `+00:00`).
-    #[serde(default)]
     pub signature_date: Option<IsoDateTime>,
 }
 
 impl fmt::Debug for PowensHmacSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field named: a field added later must be placed here, shown or not.
+        let Self {
+            signature: _,
+            payload_prefix,
+            signature_date,
+        } = self;
         f.debug_struct("PowensHmacSignature")
             .field("signature", &"[REDACTED]")
-            .field("payload_prefix", &self.payload_prefix)
-            .field("signature_date", &self.signature_date)
+            .field("payload_prefix", payload_prefix)
+            .field("signature_date", signature_date)
             .finish()
     }
 }
@@ -166,13 +172,10 @@ pub struct OpenIdCibaCallbackMessage {
     /// The authentication request identifier.
     pub request_id: String,
     /// The access token that authenticated the ping or push callback.
-    #[serde(default)]
     pub access_token: Option<String>,
     /// The tokens, for a successful push.
-    #[serde(default)]
     pub push_token: Option<OpenIdCibaPushToken>,
     /// The error, for a failed push.
-    #[serde(default)]
     pub push_error: Option<OpenIdCibaPushError>,
 }
 
@@ -209,8 +212,7 @@ pub struct OpenIdCibaPushToken {
     pub refresh_token: String,
     /// When the access token expires.
     pub expires_at: IsoDateTime,
-    /// The OpenID ID token.
-    #[serde(default)]
+    /// The OpenID ID token (a missing field reads as `None`, as for every `Option`).
     pub id_token: Option<String>,
 }
 
@@ -218,10 +220,10 @@ impl fmt::Debug for OpenIdCibaPushToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenIdCibaPushToken")
             .field("access_token", &"[REDACTED]")
-            .field("token_type", &self.token_type)
             .field("refresh_token", &"[REDACTED]")
-            .field("expires_at", &self.expires_at)
             .field("id_token", &self.id_token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -232,7 +234,6 @@ pub struct OpenIdCibaPushError {
     /// The error code.
     pub error: String,
     /// The error's description.
-    #[serde(default)]
     pub error_description: Option<String>,
 }
 

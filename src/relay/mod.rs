@@ -5,32 +5,33 @@
 //! Running the relay inside your own program (what `powens-relay serve` does):
 //!
 //! ```no_run
-//! use powens_webhooks::relay::Relay;
+//! use powens_webhooks::relay::{Relay, shutdown_signal};
 //! use powens_webhooks::relay::config::{Overrides, RelayConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let overrides = Overrides {
-//!     config: Some("relay.toml".into()),
-//!     ..Overrides::default()
-//! };
+//! let overrides = Overrides::new().with_config("relay.toml");
 //! let config = RelayConfig::load(&overrides)?; // every key checked, secrets read
 //! let relay = Relay::start(&config).await?; // broker connected, exchange declared
 //! println!("listening on {}", relay.local_addr()?);
-//! relay.run(powens_webhooks::relay::ops::shutdown_signal()).await;
+//! relay.run(shutdown_signal()).await;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! To serve the webhook route from an axum application of your own, build the router
-//! with [`http::router`] and any [`publish::Publisher`].
+//! To serve the relay's routes from an axum application of your own, build the router
+//! with [`http::router`] and any [`publish::Publisher`]; to receive webhooks in your
+//! own handlers, see [`crate::axum`].
 
+pub mod broker;
 pub mod config;
 pub mod consume;
 pub mod http;
-pub mod ops;
+mod ops;
 pub mod publish;
 pub mod send;
 mod server;
+
+pub use ops::{init_logging, shutdown_signal};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,10 +39,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use broker::{Broker, BrokerError};
 use config::RelayConfig;
-use publish::{
-    AmqpPublisher, AmqpSettings, ExchangeSettings, PublishError, Publisher, StdoutPublisher,
-};
+use publish::{AmqpPublisher, AmqpSettings, Publisher, StdoutPublisher};
+
+use crate::amq::TealExchange;
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +58,8 @@ pub enum RelayError {
         source: std::io::Error,
     },
     /// The broker could not be reached or set up.
-    #[error("{0}")]
-    Broker(PublishError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// A relay bound to its address, its publisher connected, ready to [`run`](Relay::run).
@@ -76,7 +78,6 @@ pub struct Relay {
 #[derive(Debug, Clone)]
 pub struct SecretsReloader {
     config: Arc<RelayConfig>,
-    state: http::AppState,
 }
 
 impl SecretsReloader {
@@ -86,10 +87,7 @@ impl SecretsReloader {
     /// # Errors
     /// The secrets that cannot be read; the relay then keeps the key rings it had.
     pub fn reload(&self) -> Result<usize, config::ConfigError> {
-        let domains = self.config.reload_secrets()?;
-        let count = domains.len();
-        self.state.set_domains(domains);
-        Ok(count)
+        self.config.reload_secrets()
     }
 
     /// On every SIGHUP received by `hangups`, [`reload`](Self::reload), logging the
@@ -139,22 +137,18 @@ impl Relay {
     /// # Errors
     /// [`RelayError::Broker`] or [`RelayError::Bind`].
     pub async fn start(config: &RelayConfig) -> Result<Self, RelayError> {
-        let publisher: Arc<dyn Publisher> = match &config.amqp_url {
+        let publisher: Arc<dyn Publisher> = match config.amqp_url() {
             Some(url) => {
                 let publisher = AmqpPublisher::connect(AmqpSettings {
-                    url: url.clone(),
-                    exchanges: ExchangeSettings {
-                        names: vec![config.webhook_exchange()],
-                        durable: config.exchange_durable,
-                    },
-                    unroutable: config.unroutable,
-                    publish_timeout: config.publish_timeout,
-                    connect_timeout: config.connect_timeout,
-                    reconnect_max_delay: config.reconnect_max_delay,
+                    broker: Broker::new(url.clone()).with_connect_timeout(config.connect_timeout()),
+                    exchanges: config.exchanges().clone(),
+                    declare: vec![TealExchange::PowensDomainWebhooks],
+                    unroutable: config.unroutable(),
+                    publish_timeout: config.publish_timeout(),
+                    reconnect_max_delay: config.reconnect_max_delay(),
                 })
-                .await
-                .map_err(RelayError::Broker)?;
-                tracing::info!(broker = %url, exchange = %config.webhook_exchange(), durable = config.exchange_durable, "connected to RabbitMQ");
+                .await?;
+                tracing::info!(broker = %url, exchange = %config.webhook_exchange(), durable = config.exchanges().durable, "connected to RabbitMQ");
                 Arc::new(publisher)
             }
             None => {
@@ -175,26 +169,22 @@ impl Relay {
         config: &RelayConfig,
         publisher: Arc<dyn Publisher>,
     ) -> Result<Self, RelayError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| RelayError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let addr = config.listen();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RelayError::Bind { addr, source })?;
         let state = http::AppState::new(config, publisher.clone());
         let secrets = SecretsReloader {
             config: Arc::new(config.clone()),
-            state: state.clone(),
         };
         Ok(Self {
             listener,
             state,
             publisher,
             limits: server::Limits {
-                max_connections: config.max_connections,
-                read_timeout: config.read_timeout,
-                max_header_bytes: config.max_header_bytes,
+                max_connections: config.max_connections(),
+                read_timeout: config.read_timeout(),
+                max_header_bytes: config.max_header_bytes(),
             },
             secrets,
             hangups: listen_for_hangups(),

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
 use super::config::LogFormat;
+use crate::axum::SignedOver;
 
 /// What became of a request: a metric label and a log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +70,7 @@ impl Outcome {
 /// Why a request was refused, for its log line: the text sent back, which never quotes a
 /// secret, a signature or a token.
 #[derive(Debug, Clone)]
-pub struct Reason(pub std::borrow::Cow<'static, str>);
-
-/// For a gzip body, which bytes the signature matched, for the request's log line
-/// (`signed_over`): `"decompressed"` (the payload) or `"compressed"` (the body as
-/// received).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignedOver(pub &'static str);
+pub struct Reason(pub String);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -209,8 +204,11 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     span.in_scope(|| {
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let reason = response.extensions().get::<Reason>().map(|r| r.0.as_ref());
-        let signed_over = response.extensions().get::<SignedOver>().map(|s| s.0);
+        let reason = response.extensions().get::<Reason>().map(|r| r.0.as_str());
+        let signed_over = response
+            .extensions()
+            .get::<SignedOver>()
+            .map(|s| s.as_str());
         if !is_webhook {
             tracing::debug!(status, micros, "request handled");
         } else if response.status().is_server_error() {

@@ -5,6 +5,8 @@
 mod cli;
 mod payloads;
 mod properties;
+#[cfg(feature = "axum")]
+mod receiver;
 #[cfg(feature = "relay")]
 mod relay;
 mod teal;

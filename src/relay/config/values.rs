@@ -119,22 +119,6 @@ impl fmt::Debug for AmqpUrl {
     }
 }
 
-pub(super) fn check_path_prefix(prefix: &str) -> Result<(), String> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    if !prefix.starts_with('/') || prefix.ends_with('/') {
-        return Err("must start with / and not end with /, e.g. /hooks".into());
-    }
-    if !prefix
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'%'))
-    {
-        return Err("must be a plain path: visible ASCII, no ? # or %".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,40 +26,35 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
-use super::{BoxFuture, ExchangeSettings, Outgoing, PublishError, Publisher};
-use super::{declare_exchanges, short_string};
-use crate::relay::config::{AmqpUrl, Unroutable};
+use super::{Outgoing, PublishError, Publisher};
+use crate::amq::TealExchange;
+use crate::relay::broker::{self, Backoff, Broker, BrokerError, Exchanges, short_string};
+use crate::relay::config::Unroutable;
 
-/// The AMQP heartbeat asked for when the URL sets none (seconds). lapin closes a
-/// connection that has been silent for twice this long.
-pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
-/// The first wait before reconnecting again.
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// How often the supervisor looks at the link besides being woken by a failed publish.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
-/// How long closing a link may take (at shutdown, or a dead link being dropped).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the AMQP publisher connects, publishes and recovers.
 #[derive(Debug, Clone)]
 pub struct AmqpSettings {
-    /// The broker.
-    pub url: AmqpUrl,
+    /// The broker, and how long a connection attempt (TCP, AMQP handshake, channel,
+    /// declarations) may take.
+    pub broker: Broker,
+    /// How the exchanges are named and declared.
+    pub exchanges: Exchanges,
     /// The exchanges to declare on every new connection.
-    pub exchanges: ExchangeSettings,
+    pub declare: Vec<TealExchange>,
     /// Answer to a message no queue receives.
     pub unroutable: Unroutable,
     /// How long a publish may wait for its confirm.
     pub publish_timeout: Duration,
-    /// How long one connection attempt (TCP, AMQP handshake, channel, declarations)
-    /// may take.
-    pub connect_timeout: Duration,
     /// The longest wait between two reconnection attempts.
     pub reconnect_max_delay: Duration,
 }
@@ -141,17 +136,16 @@ impl Shared {
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
         if let Some(id) = &message.message_id {
-            let id = short_string(id).map_err(PublishError::Failed)?;
-            properties = properties.with_message_id(id);
+            properties = properties.with_message_id(short_string(id)?);
         }
-        let exchange = short_string(&message.exchange).map_err(PublishError::Failed)?;
-        let routing_key = short_string(&message.routing_key).map_err(PublishError::Failed)?;
+        let exchange = short_string(&message.exchange)?;
+        let routing_key = short_string(&message.routing_key)?;
         let broken = |e: lapin::Error| {
             self.report_broken(link);
             if link.is_dead() {
                 PublishError::Unavailable
             } else {
-                PublishError::Failed(e.to_string())
+                PublishError::Channel(e.into())
             }
         };
         let confirm = link
@@ -182,9 +176,8 @@ impl Shared {
                 }
             },
             Confirmation::Nack(_) => Err(PublishError::Nacked),
-            Confirmation::NotRequested => Err(PublishError::Failed(
-                "the channel is not in confirm mode".into(),
-            )),
+            // open_link enables confirms on every channel it opens.
+            Confirmation::NotRequested => Err(PublishError::Nacked),
         }
     }
 }
@@ -195,11 +188,11 @@ impl AmqpPublisher {
     /// runtime.
     ///
     /// # Errors
-    /// [`PublishError::Failed`] saying which step failed (a 406 on declare means the
-    /// exchange exists with other flags: set `exchange_durable` to match). The first
-    /// connection is not retried: a relay that cannot reach its broker at start-up says
-    /// so and stops.
-    pub async fn connect(settings: AmqpSettings) -> Result<Self, PublishError> {
+    /// A [`BrokerError`] saying which step failed (a 406 on declare means the exchange
+    /// exists with other flags: set `exchange_durable` to match). The first connection
+    /// is not retried: a relay that cannot reach its broker at start-up says so and
+    /// stops.
+    pub async fn connect(settings: AmqpSettings) -> Result<Self, BrokerError> {
         let link = open_link(&settings, 1).await?;
         let shared = Arc::new(Shared {
             settings,
@@ -217,40 +210,26 @@ impl AmqpPublisher {
 }
 
 /// Opens link number `generation`, bounded by the connect timeout.
-async fn open_link(settings: &AmqpSettings, generation: u64) -> Result<Link, PublishError> {
-    let url = &settings.url;
-    let open = async {
-        let mut uri = url.uri();
-        uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
-        let connection = Connection::connect_uri(
-            uri,
-            ConnectionProperties::default().with_connection_name("powens-relay".into()),
-        )
-        .await
-        .map_err(|e| PublishError::Failed(format!("cannot connect to {url}: {e}")))?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| PublishError::Failed(format!("cannot open a channel: {e}")))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| PublishError::Failed(format!("cannot enable publisher confirms: {e}")))?;
-        declare_exchanges(&channel, &settings.exchanges).await?;
-        Ok(Link {
-            connection,
-            channel,
-            generation,
+async fn open_link(settings: &AmqpSettings, generation: u64) -> Result<Link, BrokerError> {
+    let broker = &settings.broker;
+    broker
+        .bounded(async {
+            let (connection, channel) = broker.open().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(BrokerError::setup("enable publisher confirms"))?;
+            settings
+                .exchanges
+                .declare(&channel, &settings.declare)
+                .await?;
+            Ok(Link {
+                connection,
+                channel,
+                generation,
+            })
         })
-    };
-    timeout(settings.connect_timeout, open)
         .await
-        .unwrap_or_else(|_| {
-            Err(PublishError::Failed(format!(
-                "cannot connect to {url}: no answer within {} s (connect_timeout_secs)",
-                settings.connect_timeout.as_secs_f64()
-            )))
-        })
 }
 
 /// The supervisor: waits for the link to die, then reconnects until it succeeds or the
@@ -278,7 +257,7 @@ async fn supervise(shared: Arc<Shared>) {
             tokio::spawn(close_link(dead, "connection replaced"));
         }
 
-        let mut delay = FIRST_RETRY_DELAY;
+        let mut backoff = Backoff::new(shared.settings.reconnect_max_delay);
         for attempt in 1u64.. {
             if shared.closing.load(Ordering::Acquire) {
                 return;
@@ -291,7 +270,7 @@ async fn supervise(shared: Arc<Shared>) {
                     break;
                 }
                 Err(e) => {
-                    let wait = jittered(delay);
+                    let wait = backoff.next_wait();
                     tracing::warn!(
                         attempt,
                         error = %e,
@@ -302,39 +281,15 @@ async fn supervise(shared: Arc<Shared>) {
                         () = shared.wake.notified() => {}
                         () = sleep(wait) => {}
                     }
-                    delay = delay
-                        .saturating_mul(2)
-                        .min(shared.settings.reconnect_max_delay);
                 }
             }
         }
     }
 }
 
-/// A wait drawn uniformly between half of `delay` and all of it.
-fn jittered(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + half.mul_f64(fastrand::f64())
-}
-
-/// Closes `link` politely, giving up after [`CLOSE_TIMEOUT`] (a link cut off from the
-/// broker never answers); dropping it then releases what is left.
+/// Closes a dead or finished link (see [`broker::close`]).
 async fn close_link(link: Arc<Link>, reason: &'static str) {
-    let close = async {
-        if link.channel.status().connected() {
-            let _ = link.channel.close(200, reason.into()).await;
-        }
-        if link.connection.status().connected() {
-            link.connection.close(200, reason.into()).await
-        } else {
-            Ok(())
-        }
-    };
-    match timeout(CLOSE_TIMEOUT, close).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(error = %e, "closing an AMQP connection failed"),
-        Err(_) => tracing::debug!("closing an AMQP connection timed out"),
-    }
+    broker::close(&link.connection, &link.channel, reason).await;
 }
 
 impl Publisher for AmqpPublisher {
@@ -383,20 +338,5 @@ impl Publisher for AmqpPublisher {
                 close_link(link, "relay shutting down").await;
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_between_half_and_all_of_the_delay() {
-        let delay = Duration::from_millis(800);
-        let waits: Vec<_> = (0..1000).map(|_| jittered(delay)).collect();
-        assert!(waits.iter().all(|w| *w >= delay / 2 && *w <= delay));
-        // Spread, not a constant: some in each half of the range.
-        assert!(waits.iter().any(|w| *w < delay * 3 / 4));
-        assert!(waits.iter().any(|w| *w > delay * 3 / 4));
     }
 }

@@ -1,21 +1,16 @@
 //! Publishing messages: to RabbitMQ with publisher confirms, to standard output (the
 //! default without a broker), or to memory (tests).
 
-use std::future::Future;
 use std::io::Write;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use lapin::options::ExchangeDeclareOptions;
-use lapin::types::{FieldTable, ShortString};
-use lapin::{Channel, ExchangeKind};
+use futures_util::future::BoxFuture;
+
+use super::broker::{AmqpError, BrokerError};
 
 mod amqp;
 
 pub use amqp::{AmqpPublisher, AmqpSettings};
-
-/// A boxed future, so that [`Publisher`] can be a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +27,7 @@ pub struct Outgoing {
 
 /// Why a message was not published. Every variant means "not confirmed": the relay
 /// answers 503 and Powens retries.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
     /// No usable broker connection.
@@ -47,9 +42,32 @@ pub enum PublishError {
     /// The broker did not confirm in time.
     #[error("the message broker did not confirm the message in time")]
     Timeout,
+    /// The broker could not be reached or set up, or a name is too long for AMQP.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
     /// The publish failed on the connection or channel.
     #[error("publishing failed: {0}")]
-    Failed(String),
+    Channel(#[source] AmqpError),
+    /// The message could not be written to standard output.
+    #[error("cannot write to standard output: {0}")]
+    Output(#[source] Arc<std::io::Error>),
+}
+
+impl PublishError {
+    /// Whether this is a fault whose detail belongs in the log rather than in the answer
+    /// (the broker's or the output's), as opposed to the broker's verdict on a message.
+    pub(crate) fn is_broker_fault(&self) -> bool {
+        matches!(self, Self::Broker(_) | Self::Channel(_) | Self::Output(_))
+    }
+
+    /// What the answer to Powens says: the verdict, or "unavailable" for a fault.
+    pub(crate) fn public_reason(&self) -> String {
+        if self.is_broker_fault() {
+            Self::Unavailable.to_string()
+        } else {
+            self.to_string()
+        }
+    }
 }
 
 /// Where the relay sends messages.
@@ -72,52 +90,6 @@ impl std::fmt::Debug for dyn Publisher {
     }
 }
 
-/// How to declare the exchanges.
-#[derive(Debug, Clone)]
-pub struct ExchangeSettings {
-    /// Exchange names to declare (direct exchanges).
-    pub names: Vec<String>,
-    /// Declare them durable (TeaL: false).
-    pub durable: bool,
-}
-
-/// `text` as an AMQP short string (names, routing keys, message ids: 255 bytes at most).
-pub(crate) fn short_string(text: &str) -> Result<ShortString, String> {
-    ShortString::try_new(text).map_err(|_| {
-        format!(
-            "a name, routing key or message id is {} bytes long, more than the 255 AMQP allows",
-            text.len()
-        )
-    })
-}
-
-/// Declares each exchange as a direct exchange with the given durability.
-pub(crate) async fn declare_exchanges(
-    channel: &Channel,
-    exchanges: &ExchangeSettings,
-) -> Result<(), PublishError> {
-    for name in &exchanges.names {
-        channel
-            .exchange_declare(
-                short_string(name).map_err(PublishError::Failed)?,
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions {
-                    durable: exchanges.durable,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| {
-                PublishError::Failed(format!(
-                    "cannot declare exchange {name} (durable = {}): {e}; if it exists with other flags, set exchange_durable to match",
-                    exchanges.durable
-                ))
-            })?;
-    }
-    Ok(())
-}
-
 /// Writes each message body as one line to standard output: the relay's default when no
 /// broker is configured, for trying it out.
 #[derive(Debug, Default)]
@@ -133,7 +105,7 @@ impl Publisher for StdoutPublisher {
             out.write_all(&message.body)
                 .and_then(|()| out.write_all(b"\n"))
                 .and_then(|()| out.flush())
-                .map_err(|e| PublishError::Failed(format!("cannot write to standard output: {e}")))
+                .map_err(|e| PublishError::Output(Arc::new(e)))
         })
     }
 

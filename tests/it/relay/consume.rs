@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lapin::options::BasicPublishOptions;
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use powens_webhooks::relay::consume::{
     Bindings, ConsumeError, ConsumerSettings, Incoming, Received, TealConsumer,
@@ -133,7 +134,7 @@ async fn a_message_is_acknowledged_only_after_its_handler_succeeds() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(failed, Some(Err("database down")));
+    assert_eq!(failed, Err("database down"));
     let mut seen_redelivered = false;
     let handled = timeout(
         Duration::from_secs(10),
@@ -145,7 +146,7 @@ async fn a_message_is_acknowledged_only_after_its_handler_succeeds() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(handled, Some(Ok(())));
+    assert_eq!(handled, Ok(()));
     assert!(seen_redelivered);
     // Acknowledged: never delivered again.
     f.assert_nothing_more().await;
@@ -164,5 +165,147 @@ async fn next(consumer: &mut TealConsumer) -> Result<Received, ConsumeError> {
     timeout(Duration::from_secs(10), consumer.next())
         .await
         .expect("no delivery within 10 s")
-        .map(|received| received.expect("the consumer was cancelled"))
+}
+
+/// The consumer's connection is cut while messages keep coming: it reconnects by
+/// itself, its named queue kept them, and every one is received; a binding added while
+/// it runs delivers, one removed stops; nothing is left unacknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_it_runs() {
+    use super::proxy::{Fault, FaultProxy};
+    use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use powens_webhooks::relay::config::AmqpUrl;
+    use std::collections::BTreeSet;
+
+    let upstream = broker();
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let prefix = unique("reconnect");
+    let queue = format!("{prefix}queue");
+    let settings = ConsumerSettings {
+        exchange_prefix: prefix.clone(),
+        queue: Some(queue.clone()),
+        reconnect_max_delay: Duration::from_millis(200),
+        ..ConsumerSettings::default()
+    };
+    let bindings = Bindings {
+        callback_states: vec!["kept".into()],
+        ..Bindings::default()
+    };
+    let through_proxy =
+        AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap();
+    let mut consumer = TealConsumer::connect(&through_proxy, &settings, &bindings)
+        .await
+        .unwrap();
+    let handle = consumer.bindings();
+
+    // A publisher connected to the broker directly, with confirms: every id it sends
+    // is stored in the queue.
+    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let exchange = TealExchange::Callbacks.name(&prefix);
+    let publish = {
+        let (channel, exchange) = (channel.clone(), exchange.clone());
+        move |key: &'static str, n: u32| {
+            let (channel, exchange) = (channel.clone(), exchange.clone());
+            async move {
+                let body = format!(
+                    r#"{{"timestamp":"2024-01-01T00:00:00","url":"https://x.example/cb?n={n}","state":"{key}"}}"#
+                );
+                channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        key.into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        BasicProperties::default().with_message_id(n.to_string().into()),
+                    )
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+
+    // 200 messages over about 2 s, with the consumer's link cut in the middle.
+    let sender = tokio::spawn({
+        let publish = publish.clone();
+        async move {
+            for n in 0..200 {
+                publish("kept", n).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    let cutter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        proxy.inject(Fault::Cut);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        proxy.heal();
+        proxy
+    });
+    let mut seen = BTreeSet::new();
+    while seen.len() < 200 {
+        let received = timeout(Duration::from_secs(15), consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of 200 received", seen.len()))
+            .unwrap();
+        // An ack lost with the connection brings the message again: count it once.
+        let _ = received.ack().await;
+        seen.insert(received.message_id.clone().unwrap());
+    }
+    sender.await.unwrap();
+    let _proxy = cutter.await.unwrap();
+
+    // Bindings changed while running: a new state delivers, a removed one stops.
+    handle.bind(TealExchange::Callbacks, "added").await.unwrap();
+    handle
+        .unbind(TealExchange::Callbacks, "kept")
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.current().await,
+        [(TealExchange::Callbacks, "added".to_owned())]
+    );
+    publish("kept", 1000).await;
+    publish("added", 1001).await;
+    let received = next(&mut consumer).await.unwrap();
+    assert_eq!(
+        (
+            received.routing_key.as_str(),
+            received.message_id.as_deref()
+        ),
+        ("added", Some("1001"))
+    );
+    received.ack().await.unwrap();
+    let next_one = timeout(Duration::from_millis(300), consumer.next()).await;
+    assert!(next_one.is_err(), "an unbound key delivered: {next_one:?}");
+
+    // Nothing left unacknowledged: with the consumer gone, the queue is empty.
+    consumer.close().await;
+    let _ = upstream;
+    let declared = channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(declared.message_count(), 0, "messages left in the queue");
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    delete_exchanges(&prefix).await;
 }

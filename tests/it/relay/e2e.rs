@@ -22,8 +22,8 @@ use super::{
 };
 
 /// Starts the relay of `config`; stops when the handle is dropped with the runtime.
-async fn start(mut config: RelayConfig) -> (SocketAddr, JoinHandle<()>) {
-    config.amqp_url = Some(broker());
+async fn start(config: RelayConfig) -> (SocketAddr, JoinHandle<()>) {
+    let config = config.with_amqp_url(broker());
     let relay = Relay::start(&config).await.unwrap();
     let addr = relay.local_addr().unwrap();
     let handle = tokio::spawn(async move {
@@ -55,7 +55,6 @@ async fn next(consumer: &mut TealConsumer) -> Received {
     let received = timeout(Duration::from_secs(10), consumer.next())
         .await
         .expect("no message within 10 s")
-        .unwrap()
         .unwrap();
     received.ack().await.unwrap();
     received
@@ -224,9 +223,8 @@ async fn a_declared_exchange_with_other_flags_stops_start_up_with_a_clear_error(
         verify_domain("budgea.biapi.pro", "s")
     );
     let (_, first) = start(config(&durable)).await;
-    let mut second =
-        config(&durable.replace("exchange_durable = true", "exchange_durable = false"));
-    second.amqp_url = Some(powens_webhooks::relay::config::AmqpUrl::parse(AMQP_URL).unwrap());
+    let second = config(&durable.replace("exchange_durable = true", "exchange_durable = false"))
+        .with_amqp_url(powens_webhooks::relay::config::AmqpUrl::parse(AMQP_URL).unwrap());
     let error = Relay::start(&second).await.unwrap_err().to_string();
     assert!(error.contains("set exchange_durable to match"), "{error}");
     assert!(!error.contains("guest:guest"), "{error}");

@@ -47,12 +47,11 @@ async fn broker_faults_lose_no_webhook_answered_204_and_the_relay_heals_itself()
         .unwrap();
     let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
 
-    let mut config = config(&format!(
+    let config = config(&format!(
         "exchange_prefix = \"{prefix}\"\npublish_timeout_secs = 2\n{}",
         verify_domain(DOMAIN, "s3cr3t")
-    ));
-    config.amqp_url =
-        Some(AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap());
+    ))
+    .with_amqp_url(AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap());
     let relay = Relay::start(&config).await.unwrap();
     let addr = relay.local_addr().unwrap();
     let server = tokio::spawn(relay.run(std::future::pending()));
@@ -144,7 +143,6 @@ async fn broker_faults_lose_no_webhook_answered_204_and_the_relay_heals_itself()
                     accepted.difference(&consumed).take(20).collect::<Vec<_>>()
                 )
             })
-            .unwrap()
             .unwrap();
         received.ack().await.unwrap();
         let Incoming::Webhook(message) = &received.message else {

@@ -62,10 +62,7 @@ pub fn secret_file(secret: &str) -> PathBuf {
 
 /// A configuration from TOML text (secrets as `file:` references), listening on port 0.
 pub fn config(toml: &str) -> RelayConfig {
-    let overrides = Overrides {
-        listen: Some("127.0.0.1:0".into()),
-        ..Overrides::default()
-    };
+    let overrides = Overrides::new().with("listen", "127.0.0.1:0");
     RelayConfig::from_toml(toml, &overrides).unwrap()
 }
 

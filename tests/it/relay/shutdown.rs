@@ -87,7 +87,6 @@ async fn every_webhook_answered_204_before_sigterm_is_consumable_afterwards() {
                     accepted.len()
                 )
             })
-            .unwrap()
             .unwrap();
         received.ack().await.unwrap();
         let Incoming::Webhook(message) = &received.message else {

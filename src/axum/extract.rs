@@ -1,0 +1,329 @@
+//! The webhook pipeline: path, encoding, limits, headers, body, decompression,
+//! verification. One implementation, behind the extractor, the layer and the relay.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use chrono::{DateTime, Utc};
+
+use super::config::{DomainPolicy, WebhookConfig};
+use super::rejection::WebhookRejection;
+use crate::domain::{Domain, Event};
+use crate::encoding::{self, ContentEncoding};
+use crate::headers::{BearerToken, HmacHeaders, PowensHeaders};
+use crate::message::{PowensWebhookMessage, WebhookRequest};
+use crate::time::IsoDateTime;
+use crate::verify::VerifyError;
+
+/// Most output a gzip body may decompress to on an async worker (about a millisecond of
+/// work); one that could produce more is decompressed on a blocking thread, so that a
+/// small "gzip bomb" does not hold up other requests.
+const INLINE_GUNZIP_OUTPUT: usize = 1024 * 1024;
+/// Deflate's largest expansion (bytes out per byte in).
+const DEFLATE_MAX_RATIO: usize = 1032;
+
+/// For a gzip body, which bytes the signature matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedOver {
+    /// The decompressed payload (tried first).
+    Decompressed,
+    /// The body as received, compressed. It is authentic, and so is what it
+    /// decompresses to; but a consumer re-verifying the payload will see it fail.
+    Compressed,
+}
+
+impl SignedOver {
+    /// `"decompressed"` or `"compressed"`, as the relay logs it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decompressed => "decompressed",
+            Self::Compressed => "compressed",
+        }
+    }
+}
+
+/// A Powens webhook that passed the relay's checks: verified (or, for a domain in
+/// forward mode, passed on unverified), its body read within the limits and
+/// decompressed.
+///
+/// As an axum extractor, it takes its [`WebhookConfig`] from the router state
+/// (`FromRef`). The domain and event come from the route's `{domain}` and `{event}`
+/// parameters when it has them. Otherwise the event is the path's last segment, and the
+/// domain is the only configured one, or else the segment before the event (TeaL's
+/// `…/{domain}/{event}`).
+///
+/// It consumes the body, so it must be the handler's last argument.
+#[derive(Debug, Clone)]
+pub struct VerifiedPowensWebhook {
+    method: Method,
+    endpoint: String,
+    domain: Domain,
+    event: Event,
+    headers: PowensHeaders,
+    payload: Bytes,
+    verified: bool,
+    signed_over: Option<SignedOver>,
+}
+
+impl VerifiedPowensWebhook {
+    /// The Powens domain.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// The payload: the body, decompressed.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The parsed `BI-Signature*` and `Authorization` headers.
+    pub fn headers(&self) -> &PowensHeaders {
+        &self.headers
+    }
+
+    /// The HMAC headers, if the request had them.
+    pub fn hmac(&self) -> Option<&HmacHeaders> {
+        self.headers.hmac()
+    }
+
+    /// The bearer token, if the request had one (Powens' user-scoped token).
+    pub fn bearer(&self) -> Option<&BearerToken> {
+        self.headers.bearer()
+    }
+
+    /// The endpoint Powens signed: the public path prefix and the path received.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Whether the HMAC was verified (`false` for a domain in forward mode).
+    pub fn is_verified(&self) -> bool {
+        self.verified
+    }
+
+    /// For a gzip body, which bytes the signature matched; `None` otherwise.
+    pub fn signed_over(&self) -> Option<SignedOver> {
+        self.signed_over
+    }
+
+    /// TeaL's message for this webhook, stamped `timestamp`.
+    ///
+    /// # Errors
+    /// [`WebhookRejection::Message`] (400) when the payload is not UTF-8: TeaL's
+    /// messages carry it as text.
+    pub fn to_message(
+        &self,
+        timestamp: IsoDateTime,
+    ) -> Result<PowensWebhookMessage, WebhookRejection> {
+        Ok(self.request().to_unverified_message(timestamp)?)
+    }
+
+    /// [`to_message`](Self::to_message) stamped now.
+    ///
+    /// # Errors
+    /// As [`to_message`](Self::to_message).
+    pub fn message(&self) -> Result<PowensWebhookMessage, WebhookRejection> {
+        self.to_message(IsoDateTime::naive_utc(Utc::now()))
+    }
+
+    /// The payload, dropping the rest.
+    pub fn into_payload(self) -> Bytes {
+        self.payload
+    }
+
+    fn request(&self) -> WebhookRequest<'_> {
+        WebhookRequest {
+            method: self.method.as_str(),
+            endpoint: &self.endpoint,
+            domain: &self.domain,
+            event: &self.event,
+            headers: &self.headers,
+            body: &self.payload,
+        }
+    }
+
+    /// Runs the pipeline on a request's head and body.
+    pub(crate) async fn extract(
+        config: &WebhookConfig,
+        parts: &mut Parts,
+        body: Body,
+    ) -> Result<Self, WebhookRejection> {
+        let (domain, event) = route_names(config, parts).await?;
+        let domain = Domain::parse(&domain)?;
+        let domains = config.domains();
+        let policy = domains
+            .get(&domain)
+            .ok_or_else(|| WebhookRejection::UnknownDomain(domain.clone()))?;
+        let event = Event::parse(&event)?;
+
+        let encoding = ContentEncoding::from_headers(&parts.headers)?;
+        let limit = config.body_limit();
+        // Refuse an announced oversize body before reading any of it.
+        if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
+            let length = length
+                .to_str()
+                .ok()
+                .and_then(|l| l.parse::<u64>().ok())
+                .ok_or(WebhookRejection::ContentLength)?;
+            if usize::try_from(length).map_or(true, |l| l > limit) {
+                return Err(WebhookRejection::TooLarge { limit });
+            }
+        }
+        let headers = PowensHeaders::from_header_map(&parts.headers)?;
+        if matches!(policy, DomainPolicy::Verify(_)) && headers.hmac().is_none() {
+            return Err(WebhookRejection::Unsigned);
+        }
+        let received = tokio::time::timeout(config.read_timeout(), read_body(body, limit))
+            .await
+            .map_err(|_| WebhookRejection::BodyTimeout {
+                secs: config.read_timeout().as_secs(),
+            })??;
+        let gzipped = encoding == ContentEncoding::Gzip;
+        let payload = if gzipped {
+            gunzip(received.clone(), limit).await?
+        } else {
+            received.clone()
+        };
+        if payload.is_empty() {
+            return Err(WebhookRejection::EmptyBody);
+        }
+
+        let prefix = config.public_path_prefix();
+        let endpoint = if prefix.is_empty() {
+            parts.uri.path().to_owned()
+        } else {
+            format!("{prefix}{}", parts.uri.path())
+        };
+        let mut webhook = Self {
+            method: parts.method.clone(),
+            endpoint,
+            domain,
+            event,
+            headers,
+            payload,
+            verified: false,
+            signed_over: gzipped.then_some(SignedOver::Decompressed),
+        };
+        if let DomainPolicy::Verify(verifier) = policy {
+            let now = Utc::now();
+            match webhook.request().verify(verifier, now) {
+                Ok(_) => {}
+                // A sender may have signed the body it sent rather than the payload: try
+                // the bytes as received.
+                Err(VerifyError::SignatureMismatch { .. }) if gzipped => {
+                    webhook.verify_received(verifier, &received, now)?;
+                    webhook.signed_over = Some(SignedOver::Compressed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            webhook.verified = true;
+        }
+        Ok(webhook)
+    }
+
+    fn verify_received(
+        &self,
+        verifier: &crate::verify::Verifier,
+        received: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        WebhookRequest {
+            body: received,
+            ..self.request()
+        }
+        .verify(verifier, now)
+        .map(drop)
+    }
+}
+
+/// The domain and event names of the request (unparsed): see [`VerifiedPowensWebhook`].
+async fn route_names(
+    config: &WebhookConfig,
+    parts: &mut Parts,
+) -> Result<(String, String), WebhookRejection> {
+    use axum::extract::rejection::RawPathParamsRejection;
+    let (mut domain, mut event) = (None, None);
+    match RawPathParams::from_request_parts(parts, &()).await {
+        Ok(params) => {
+            for (key, value) in &params {
+                match key {
+                    "domain" => domain = Some(value.to_owned()),
+                    "event" => event = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        Err(RawPathParamsRejection::MissingPathParams(_)) => {}
+        Err(_) => return Err(WebhookRejection::Path),
+    }
+    let mut segments = parts.uri.path().rsplit('/');
+    let event = match event {
+        Some(event) => event,
+        None => segments.next().unwrap_or_default().to_owned(),
+    };
+    let domain = match domain {
+        Some(domain) => domain,
+        None => {
+            let domains = config.domains();
+            let mut only = domains.keys();
+            match (only.next(), only.next()) {
+                (Some(only), None) => only.as_str().to_owned(),
+                _ => segments.next().unwrap_or_default().to_owned(),
+            }
+        }
+    };
+    if domain.is_empty() || event.is_empty() {
+        return Err(WebhookRejection::Path);
+    }
+    Ok((domain, event))
+}
+
+/// Decompresses a gzip body within `limit`; on a blocking thread when it could expand to
+/// more than [`INLINE_GUNZIP_OUTPUT`].
+async fn gunzip(compressed: Bytes, limit: usize) -> Result<Bytes, WebhookRejection> {
+    let most = compressed
+        .len()
+        .saturating_mul(DEFLATE_MAX_RATIO)
+        .min(limit);
+    let decoded = if most <= INLINE_GUNZIP_OUTPUT {
+        encoding::gunzip(&compressed, limit)
+    } else {
+        tokio::task::spawn_blocking(move || encoding::gunzip(&compressed, limit))
+            .await
+            .map_err(|_| WebhookRejection::BodyUnreadable)?
+    };
+    Ok(decoded?.into())
+}
+
+/// Reads at most `limit` bytes: more is a 413, whether or not a `Content-Length` said so.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, WebhookRejection> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            WebhookRejection::TooLarge { limit }
+        } else {
+            WebhookRejection::BodyUnreadable
+        }
+    })
+}
+
+impl<S> FromRequest<S> for VerifiedPowensWebhook
+where
+    WebhookConfig: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let config = WebhookConfig::from_ref(state);
+        let (mut parts, body) = request.into_parts();
+        Self::extract(&config, &mut parts, body).await
+    }
+}

@@ -1,0 +1,75 @@
+//! `consume`: a private queue bound to the webhook exchange, each message printed.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use powens_webhooks::Domain;
+use powens_webhooks::relay::config::AmqpUrl;
+use powens_webhooks::relay::consume::{Bindings, ConsumeError, ConsumerSettings, TealConsumer};
+
+use super::{Fatal, runtime};
+
+/// `consume`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    /// RabbitMQ URL.
+    #[arg(long, env = "POWENS_RELAY_AMQP_URL", hide_env_values = true)]
+    amqp_url: String,
+    /// A Powens domain to receive webhooks for (repeatable).
+    #[arg(long, required = true)]
+    domain: Vec<String>,
+    /// Prefix of the exchange names, as the relay's.
+    #[arg(long, env = "POWENS_RELAY_EXCHANGE_PREFIX", default_value = "")]
+    exchange_prefix: String,
+    /// Declare the exchange durable, as the relay does.
+    #[arg(long, env = "POWENS_RELAY_EXCHANGE_DURABLE", default_value_t = false)]
+    exchange_durable: bool,
+    /// Stop after N messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+}
+
+/// Prints each message as one JSON line, acknowledged once written.
+pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
+    let url = AmqpUrl::parse(&args.amqp_url).map_err(|m| format!("--amqp-url {m}"))?;
+    let bindings = Bindings {
+        domains: args
+            .domain
+            .iter()
+            .map(|d| Domain::parse(d).map_err(|e| format!("--domain: {e}")))
+            .collect::<Result<_, _>>()?,
+        ..Bindings::default()
+    };
+    let settings = ConsumerSettings {
+        exchange_prefix: args.exchange_prefix,
+        exchange_durable: args.exchange_durable,
+        ..ConsumerSettings::default()
+    };
+    runtime()?.block_on(async {
+        let mut consumer = TealConsumer::connect(&url, &settings, &bindings)
+            .await
+            .map_err(|e| e.to_string())?;
+        eprintln!("consuming from queue {}", consumer.queue());
+        let mut received = 0u64;
+        while args.count.is_none_or(|n| received < n) {
+            let printed = consumer
+                .handle_next(|message| {
+                    let mut out = std::io::stdout().lock();
+                    let written = out
+                        .write_all(&message.body)
+                        .and_then(|()| out.write_all(b"\n"))
+                        .and_then(|()| out.flush());
+                    std::future::ready(written)
+                })
+                .await;
+            match printed {
+                Ok(Ok(())) => received += 1,
+                Ok(Err(e)) => return Err(format!("cannot write to standard output: {e}")),
+                Err(e @ ConsumeError::Malformed { .. }) => eprintln!("skipped: {e}"),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        consumer.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,68 @@
+//! The subcommands' bodies, and what they share: reading the secret and the body.
+
+pub mod consume;
+pub mod send;
+pub mod serve;
+pub mod sign;
+
+use std::io::Read;
+use std::path::Path;
+
+use powens_webhooks::Secret;
+use powens_webhooks::relay::config::AmqpUrl;
+
+/// Environment variable holding the webhook secret for `sign`, `verify` and `send`.
+pub const SECRET_ENV: &str = "POWENS_WEBHOOK_SECRET";
+
+/// A failure to run a command at all (exit 2), as opposed to an invalid signature.
+pub type Fatal = String;
+
+/// Refuses an `--amqp-url` flag that carries a password: the command line is visible to
+/// every local user (`ps`, `/proc`). The environment variable and the file are not.
+pub fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fatal> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let from_flag = sub
+        .try_get_one::<String>("amqp_url")
+        .ok()
+        .flatten()
+        .filter(|_| sub.value_source("amqp_url") == Some(clap::parser::ValueSource::CommandLine));
+    match from_flag {
+        Some(url) if AmqpUrl::parse(url).is_ok_and(|u| u.has_password()) => Err(
+            "--amqp-url holds a password, which every local user can read on the command line: \
+             set POWENS_RELAY_AMQP_URL (or amqp_url in the configuration file) instead"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A Tokio runtime for the commands that need one.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// The webhook secret, from `file` or [`SECRET_ENV`].
+pub fn load_secret(file: Option<&Path>) -> Result<Secret, Fatal> {
+    match file {
+        Some(path) => Secret::from_file(path),
+        None => Secret::from_env(SECRET_ENV),
+    }
+    .map_err(|e| format!("{e}; give the secret in {SECRET_ENV} or with --secret-file"))
+}
+
+/// The body, from `file` or standard input.
+pub fn read_body(file: Option<&Path>) -> Result<Vec<u8>, Fatal> {
+    match file {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| format!("cannot read the body file {}: {e}", path.display())),
+        None => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("cannot read the body from standard input: {e}"))?;
+            Ok(body)
+        }
+    }
+}

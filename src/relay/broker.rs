@@ -1,0 +1,331 @@
+//! The broker, once for every role (publisher, consumer, load harness): connecting
+//! within a time-out with a heartbeat, TeaL's exchanges, reconnection backoff, and
+//! closing politely. Errors name the broker by its URL without the password.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::ExchangeDeclareOptions;
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::time::timeout;
+
+use super::config::AmqpUrl;
+use crate::amq::TealExchange;
+
+/// The AMQP heartbeat asked for when the URL sets none (seconds). lapin closes a
+/// connection that has been silent for twice this long.
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+/// Default longest time one connection attempt may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first wait before reconnecting.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// How long closing a connection may take (a connection cut off never answers).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An error of the AMQP client, as text: which dependency reported it is not part of
+/// this crate's API.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct AmqpError(Arc<lapin::Error>);
+
+impl From<lapin::Error> for AmqpError {
+    fn from(error: lapin::Error) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+/// Why the broker could not be reached or set up.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The connection (TCP, TLS, AMQP handshake, login) failed.
+    #[error("cannot connect to the broker at {url}: {source}")]
+    Connect {
+        /// The broker's URL, without its password.
+        url: String,
+        /// What failed.
+        source: AmqpError,
+    },
+    /// The connection attempt took longer than the connect time-out.
+    #[error(
+        "cannot connect to the broker at {url}: no answer within {secs} s (connect_timeout_secs)"
+    )]
+    ConnectTimeout {
+        /// The broker's URL, without its password.
+        url: String,
+        /// The time-out, in seconds.
+        secs: f64,
+    },
+    /// A step after connecting failed: opening a channel, enabling confirms, setting
+    /// the prefetch count, declaring the queue, consuming.
+    #[error("cannot {step}: {source}")]
+    Setup {
+        /// What was being done.
+        step: &'static str,
+        /// What failed.
+        source: AmqpError,
+    },
+    /// An exchange could not be declared: a 406 means it exists with other flags.
+    #[error(
+        "cannot declare exchange {exchange} (durable = {durable}): {source}; if it exists with other flags, set exchange_durable to match"
+    )]
+    Declare {
+        /// The exchange.
+        exchange: String,
+        /// The durability asked for.
+        durable: bool,
+        /// What failed.
+        source: AmqpError,
+    },
+    /// A queue binding could not be added or removed.
+    #[error("cannot bind or unbind the queue to {exchange} with key {key}: {source}")]
+    Bind {
+        /// The exchange.
+        exchange: String,
+        /// The routing key.
+        key: String,
+        /// What failed.
+        source: AmqpError,
+    },
+    /// A name, routing key or message id is longer than AMQP allows.
+    #[error("a name, routing key or message id is {len} bytes long, more than the 255 AMQP allows")]
+    NameTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+impl BrokerError {
+    /// A failure of `step` after connecting.
+    pub(crate) fn setup(step: &'static str) -> impl FnOnce(lapin::Error) -> Self {
+        move |e| Self::Setup {
+            step,
+            source: e.into(),
+        }
+    }
+}
+
+/// `text` as an AMQP short string (names, routing keys, message ids: 255 bytes at most).
+///
+/// # Errors
+/// [`BrokerError::NameTooLong`].
+pub fn short_string(text: &str) -> Result<ShortString, BrokerError> {
+    ShortString::try_new(text).map_err(|_| BrokerError::NameTooLong { len: text.len() })
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    url: AmqpUrl,
+    connect_timeout: Duration,
+    connection_name: &'static str,
+}
+
+impl Broker {
+    /// The broker at `url`, with the default connect time-out.
+    pub fn new(url: AmqpUrl) -> Self {
+        Self {
+            url,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connection_name: "powens-relay",
+        }
+    }
+
+    /// Bounds each connection attempt (and the set-up run with [`Broker::bounded`]).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// The name the connection shows in RabbitMQ's management UI.
+    #[must_use]
+    pub fn with_connection_name(mut self, name: &'static str) -> Self {
+        self.connection_name = name;
+        self
+    }
+
+    /// The broker's URL (its `Display` hides the password).
+    pub fn url(&self) -> &AmqpUrl {
+        &self.url
+    }
+
+    /// Runs `setup` (connecting, opening channels, declaring) within the connect
+    /// time-out.
+    ///
+    /// # Errors
+    /// `setup`'s, or [`BrokerError::ConnectTimeout`].
+    pub async fn bounded<T>(
+        &self,
+        setup: impl Future<Output = Result<T, BrokerError>>,
+    ) -> Result<T, BrokerError> {
+        timeout(self.connect_timeout, setup)
+            .await
+            .unwrap_or_else(|_| {
+                Err(BrokerError::ConnectTimeout {
+                    url: self.url.to_string(),
+                    secs: self.connect_timeout.as_secs_f64(),
+                })
+            })
+    }
+
+    /// A connection with the default heartbeat (unless the URL sets one), and a channel
+    /// on it. Not bounded: wrap in [`Broker::bounded`].
+    ///
+    /// # Errors
+    /// [`BrokerError::Connect`] or [`BrokerError::Setup`].
+    pub async fn open(&self) -> Result<(Connection, Channel), BrokerError> {
+        let mut uri = self.url.uri();
+        uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
+        let properties =
+            ConnectionProperties::default().with_connection_name(self.connection_name.into());
+        let connection = Connection::connect_uri(uri, properties)
+            .await
+            .map_err(|e| BrokerError::Connect {
+                url: self.url.to_string(),
+                source: e.into(),
+            })?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(BrokerError::setup("open a channel"))?;
+        Ok((connection, channel))
+    }
+}
+
+/// TeaL's exchanges as this deployment names and declares them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exchanges {
+    /// Prefix of the names (TeaL: none), e.g. `teal_`.
+    pub prefix: String,
+    /// Declared durable (TeaL: not).
+    pub durable: bool,
+}
+
+impl Exchanges {
+    /// The full name of `exchange`.
+    pub fn name(&self, exchange: TealExchange) -> String {
+        exchange.name(&self.prefix)
+    }
+
+    /// Declares each of `which` as a direct exchange with the configured durability.
+    ///
+    /// # Errors
+    /// [`BrokerError::Declare`] (a 406 means it exists with other flags; the channel is
+    /// then closed by the broker).
+    pub async fn declare(
+        &self,
+        channel: &Channel,
+        which: &[TealExchange],
+    ) -> Result<(), BrokerError> {
+        for exchange in which {
+            let name = self.name(*exchange);
+            channel
+                .exchange_declare(
+                    short_string(&name)?,
+                    ExchangeKind::Direct,
+                    ExchangeDeclareOptions {
+                        durable: self.durable,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| BrokerError::Declare {
+                    exchange: name,
+                    durable: self.durable,
+                    source: e.into(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits between reconnection attempts: 50 ms, doubling up to a cap, each wait drawn
+/// between half and all of it (jitter, so that many clients do not reconnect in step).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    delay: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// A backoff capped at `max`.
+    pub fn new(max: Duration) -> Self {
+        Self {
+            delay: FIRST_RETRY_DELAY.min(max),
+            max,
+        }
+    }
+
+    /// The next wait.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = jittered(self.delay);
+        self.delay = self.delay.saturating_mul(2).min(self.max);
+        wait
+    }
+}
+
+/// A wait drawn uniformly between half of `delay` and all of it.
+fn jittered(delay: Duration) -> Duration {
+    let half = delay / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// Closes `channel` and `connection` politely, giving up after a short time-out (a link
+/// cut off from the broker never answers); dropping them then releases what is left.
+pub async fn close(connection: &Connection, channel: &Channel, reason: &str) {
+    let close = async {
+        if channel.status().connected() {
+            let _ = channel.close(200, reason.into()).await;
+        }
+        if connection.status().connected() {
+            connection.close(200, reason.into()).await
+        } else {
+            Ok(())
+        }
+    };
+    match timeout(CLOSE_TIMEOUT, close).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "closing an AMQP connection failed"),
+        Err(_) => tracing::debug!("closing an AMQP connection timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_delay() {
+        let delay = Duration::from_millis(800);
+        let waits: Vec<_> = (0..1000).map(|_| jittered(delay)).collect();
+        assert!(waits.iter().all(|w| *w >= delay / 2 && *w <= delay));
+        // Spread, not a constant: some in each half of the range.
+        assert!(waits.iter().any(|w| *w < delay * 3 / 4));
+        assert!(waits.iter().any(|w| *w > delay * 3 / 4));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(400));
+        let caps: Vec<_> = (0..6)
+            .map(|_| backoff.next_wait())
+            .zip([50, 100, 200, 400, 400, 400])
+            .collect();
+        for (wait, cap) in caps {
+            let cap = Duration::from_millis(cap);
+            assert!(wait >= cap / 2 && wait <= cap, "{wait:?} vs {cap:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_refused_with_their_length() {
+        assert!(short_string(&"x".repeat(255)).is_ok());
+        assert!(matches!(
+            short_string(&"x".repeat(256)),
+            Err(BrokerError::NameTooLong { len: 256 })
+        ));
+    }
+}

@@ -1,0 +1,147 @@
+//! The `[domains."…"]` tables and `--domain` flags: each domain's mode and secrets,
+//! resolved into key rings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::overrides::parse_domain_flag;
+use super::values::SecretRef;
+use crate::domain::Domain;
+use crate::keyring::KeyRing;
+
+/// How a domain's webhooks are checked, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Mode {
+    /// The HMAC headers are required and verified.
+    #[default]
+    Verify,
+    /// TeaL's behaviour: passed on unverified.
+    Forward,
+}
+
+/// A `[domains."…"]` table, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileDomain {
+    #[serde(default)]
+    pub(super) mode: Mode,
+    #[serde(default)]
+    pub(super) secrets: Vec<String>,
+}
+
+/// Where a verify-mode domain's secrets come from, with the configuration key that
+/// named them: read again on SIGHUP.
+pub(super) type SecretRefs = BTreeMap<Domain, (String, Vec<SecretRef>)>;
+
+/// The domains of the file and the flags (a flag replaces the file's entry): each with
+/// its key ring, or `None` for forward mode. Every problem is reported through
+/// `problem`, under its key.
+pub(super) fn resolve(
+    file: BTreeMap<String, FileDomain>,
+    flags: &[String],
+    problem: &mut impl FnMut(&str, String),
+) -> (Vec<(Domain, Option<KeyRing>)>, SecretRefs) {
+    // Keyed by the lower-cased name: DNS is case-insensitive, so two spellings in the
+    // file are one domain configured twice, and a flag replaces the file's entry.
+    let mut specs: BTreeMap<String, (String, FileDomain)> = BTreeMap::new();
+    for (name, d) in file {
+        let key = format!("domains.{name:?}");
+        if specs
+            .insert(name.to_ascii_lowercase(), (key.clone(), d))
+            .is_some()
+        {
+            problem(
+                &key,
+                "the same domain is configured twice (domains are case-insensitive)".into(),
+            );
+        }
+    }
+    for spec in flags {
+        match parse_domain_flag(spec) {
+            Ok((name, d)) => {
+                let key = format!("--domain {name}");
+                specs.insert(name.to_ascii_lowercase(), (key, d));
+            }
+            Err(m) => problem("--domain", m),
+        }
+    }
+    if specs.is_empty() {
+        problem(
+            "domains",
+            "no domain is configured: add [domains.\"<name>.biapi.pro\"] to the file or --domain"
+                .into(),
+        );
+    }
+    let mut domains = Vec::new();
+    let mut secret_refs = SecretRefs::new();
+    for (name, (key, spec)) in specs {
+        let domain = match Domain::parse(&name) {
+            Ok(d) => d,
+            Err(e) => {
+                problem(&key, e.to_string());
+                continue;
+            }
+        };
+        match spec.mode {
+            Mode::Forward => {
+                if !spec.secrets.is_empty() {
+                    problem(
+                        &format!("{key}.secrets"),
+                        "mode \"forward\" does not verify: remove the secrets or use mode \"verify\"".into(),
+                    );
+                }
+                domains.push((domain, None));
+            }
+            Mode::Verify => {
+                if spec.secrets.is_empty() {
+                    problem(
+                        &format!("{key}.secrets"),
+                        "mode \"verify\" needs at least one secret (env:NAME or file:PATH)".into(),
+                    );
+                }
+                let mut refs = Vec::new();
+                for (i, text) in spec.secrets.iter().enumerate() {
+                    match SecretRef::parse(text) {
+                        Ok(r) => refs.push((i, r)),
+                        Err(m) => problem(&format!("{key}.secrets[{i}]"), m),
+                    }
+                }
+                let indexed = refs.iter().map(|(i, r)| (*i, r));
+                if let Some(ring) = key_ring(&key, indexed, problem) {
+                    domains.push((domain.clone(), Some(ring)));
+                }
+                let refs = refs.into_iter().map(|(_, r)| r).collect();
+                secret_refs.insert(domain, (key, refs));
+            }
+        }
+    }
+    (domains, secret_refs)
+}
+
+/// The key ring of the secrets `refs` (numbered as in the configuration), or `None`
+/// after reporting each one that cannot be read (under `key`).
+pub(super) fn key_ring<'r>(
+    key: &str,
+    refs: impl IntoIterator<Item = (usize, &'r SecretRef)>,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<KeyRing> {
+    let mut secrets = Vec::new();
+    let mut unreadable = false;
+    for (i, r) in refs {
+        match r.resolve() {
+            Ok(secret) => secrets.push(secret),
+            Err(m) => {
+                unreadable = true;
+                problem(&format!("{key}.secrets[{i}]"), m);
+            }
+        }
+    }
+    if unreadable {
+        return None;
+    }
+    let mut secrets = secrets.into_iter();
+    let first = KeyRing::new(secrets.next()?);
+    Some(secrets.fold(first, |ring, s| ring.with_key(s, None)))
+}

@@ -1,0 +1,318 @@
+//! Every configuration key, defined once: its name (the TOML key), flag, environment
+//! variable, default and help. The TOML reader, the clap flags and the README's
+//! configuration table are all derived from, or checked against, [`KEYS`].
+
+/// What values a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text.
+    Text,
+    /// Text that may carry a credential: its environment value is hidden in `--help`.
+    Credential,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number, 0 or more.
+    Number,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+}
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The TOML key; the flag is `--` and the name with `-` for `_`, the environment
+    /// variable `POWENS_RELAY_` and the name in upper case.
+    pub name: &'static str,
+    /// What values it takes.
+    pub kind: Kind,
+    /// The default, as written in the file; `None` when absent means something else
+    /// (said in `help`).
+    pub default: Option<&'static str>,
+    /// The placeholder in `--help`.
+    pub value_name: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+impl Key {
+    /// `--listen` for `listen`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+
+    /// `POWENS_RELAY_LISTEN` for `listen`.
+    pub fn env(&self) -> String {
+        format!("POWENS_RELAY_{}", self.name.to_ascii_uppercase())
+    }
+
+    /// The key named `name`.
+    pub fn named(name: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|k| k.name == name)
+    }
+}
+
+const SECS: &str = "SECS";
+
+/// The relay's keys, in the order of the README's table. `domains` (a TOML table, and
+/// the repeatable `--domain` flag) and `--config` are the only settings not here.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "listen",
+        kind: Kind::Text,
+        default: Some("127.0.0.1:8080"),
+        value_name: "ADDR",
+        help: "Address and port to listen on.",
+    },
+    Key {
+        name: "amqp_url",
+        kind: Kind::Credential,
+        default: None,
+        value_name: "URL",
+        help: "RabbitMQ URL, amqp:// or amqps://. Without one, messages are written to \
+               standard output as JSON lines. The flag refuses a password (the command line is \
+               visible to every local user): put it in the environment variable or the file.",
+    },
+    Key {
+        name: "exchange_prefix",
+        kind: Kind::Text,
+        default: Some(""),
+        value_name: "PREFIX",
+        help: "Prefix of the exchange names, e.g. teal_.",
+    },
+    Key {
+        name: "exchange_durable",
+        kind: Kind::Bool,
+        default: Some("false"),
+        value_name: "BOOL",
+        help: "Declare the exchanges durable (TeaL: false).",
+    },
+    Key {
+        name: "unroutable",
+        kind: Kind::Choice(&["reject", "accept"]),
+        default: Some("reject"),
+        value_name: "ANSWER",
+        help: "Answer to a message no queue is bound to receive: reject (503) or accept \
+               (204, dropped, as TeaL).",
+    },
+    Key {
+        name: "public_path_prefix",
+        kind: Kind::Text,
+        default: Some(""),
+        value_name: "PATH",
+        help: "Path prefix the reverse proxy strips, e.g. /hooks; put back before verifying, \
+               since Powens signed the public path.",
+    },
+    Key {
+        name: "body_limit_bytes",
+        kind: Kind::Number,
+        default: Some("33554432"),
+        value_name: "BYTES",
+        help: "Largest body accepted, before and after decompression (32 MiB).",
+    },
+    Key {
+        name: "signature_max_age_secs",
+        kind: Kind::Number,
+        default: Some("900"),
+        value_name: SECS,
+        help: "Oldest BI-Signature-Date accepted.",
+    },
+    Key {
+        name: "signature_max_ahead_secs",
+        kind: Kind::Number,
+        default: Some("120"),
+        value_name: SECS,
+        help: "Furthest ahead of the clock a BI-Signature-Date may be.",
+    },
+    Key {
+        name: "publish_timeout_secs",
+        kind: Kind::Number,
+        default: Some("5"),
+        value_name: SECS,
+        help: "Wait for the broker's confirm, then 503 (and the connection is treated as dead).",
+    },
+    Key {
+        name: "connect_timeout_secs",
+        kind: Kind::Number,
+        default: Some("3"),
+        value_name: SECS,
+        help: "Longest a connection attempt to the broker may take (TCP, AMQP handshake, \
+               channel, declarations).",
+    },
+    Key {
+        name: "reconnect_max_delay_secs",
+        kind: Kind::Number,
+        default: Some("1"),
+        value_name: SECS,
+        help: "Cap of the wait between reconnection attempts (from 50 ms, doubling, with jitter).",
+    },
+    Key {
+        name: "max_in_flight",
+        kind: Kind::Number,
+        default: Some("1024"),
+        value_name: "N",
+        help: "Webhooks handled at once; more get 503 with Retry-After: 1.",
+    },
+    Key {
+        name: "max_connections",
+        kind: Kind::Number,
+        default: Some("4096"),
+        value_name: "N",
+        help: "Open client connections; more wait in the kernel's listen backlog.",
+    },
+    Key {
+        name: "read_timeout_secs",
+        kind: Kind::Number,
+        default: Some("30"),
+        value_name: SECS,
+        help: "Time to receive the request line and headers (also the idle keep-alive time), \
+               and separately the body (then 408).",
+    },
+    Key {
+        name: "max_header_bytes",
+        kind: Kind::Number,
+        default: Some("16384"),
+        value_name: "BYTES",
+        help: "Largest request line and headers; more gets 431.",
+    },
+    Key {
+        name: "log_format",
+        kind: Kind::Choice(&["text", "json"]),
+        default: Some("text"),
+        value_name: "FORMAT",
+        help: "text or json lines on standard error; the level comes from RUST_LOG (default info).",
+    },
+];
+
+/// A key's value, from the file, a flag or the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Text (also a choice).
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// A whole number.
+    Number(u64),
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(value: u64) -> Self {
+        Self::Number(value)
+    }
+}
+
+impl Value {
+    /// Checks this value against `kind`: the problem's text when it does not fit. Never
+    /// quotes the value (it may be a secret typed in the wrong key).
+    pub fn check(&self, kind: Kind) -> Result<(), String> {
+        match (kind, self) {
+            (Kind::Text | Kind::Credential, Self::Text(_))
+            | (Kind::Bool, Self::Bool(_))
+            | (Kind::Number, Self::Number(_)) => Ok(()),
+            (Kind::Choice(words), Self::Text(text)) if words.contains(&text.as_str()) => Ok(()),
+            (Kind::Choice(words), _) => Err(format!("must be one of: {}", words.join(", "))),
+            (Kind::Text | Kind::Credential, _) => Err("must be text".into()),
+            (Kind::Bool, _) => Err("must be true or false".into()),
+            (Kind::Number, _) => Err("must be a whole number, 0 or more".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_fits_its_kind() {
+        for key in KEYS {
+            let Some(default) = key.default else { continue };
+            let value = match key.kind {
+                Kind::Bool => Value::Bool(default.parse().unwrap()),
+                Kind::Number => Value::Number(default.parse().unwrap()),
+                _ => Value::from(default),
+            };
+            assert_eq!(value.check(key.kind), Ok(()), "{}", key.name);
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_are_named_without_being_quoted() {
+        let choice = Kind::Choice(&["reject", "accept"]);
+        assert_eq!(
+            Value::from("hunter2").check(choice),
+            Err("must be one of: reject, accept".into())
+        );
+        assert!(Value::Number(1).check(Kind::Text).is_err());
+        assert!(Value::from("5").check(Kind::Number).is_err());
+        assert!(Value::Bool(true).check(Kind::Bool).is_ok());
+    }
+
+    /// The README's configuration table, row by row: its key, flag / variable and
+    /// default columns are what [`KEYS`] says, and it has no row for a key that is not.
+    #[test]
+    fn the_readme_configuration_table_matches_the_keys() {
+        let readme = include_str!("../../../README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split(" | ").collect())
+            .filter(|cells: &Vec<&str>| cells.len() >= 4 && cells[1].contains("POWENS_RELAY_"))
+            .collect();
+        for key in KEYS {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("| `{}`", key.name))
+                .unwrap_or_else(|| panic!("the README has no row for {}", key.name));
+            assert_eq!(row[1], format!("`{}` / `{}`", key.flag(), key.env()));
+            let default = match key.default {
+                Some("") => "`\"\"`".to_owned(),
+                Some(d) => format!("`{d}`"),
+                None => "none".to_owned(),
+            };
+            assert!(
+                row[2].starts_with(&default),
+                "{}: the README says {:?}, the key {default}",
+                key.name,
+                row[2]
+            );
+        }
+        for row in &rows {
+            let documented = KEYS.iter().any(|k| row[0] == format!("| `{}`", k.name))
+                || row[1].starts_with("`--domain ");
+            assert!(
+                documented,
+                "the README documents an unknown key: {}",
+                row[0]
+            );
+        }
+        assert_eq!(rows.len(), KEYS.len() + 1, "one row per key, and domains");
+    }
+
+    #[test]
+    fn names_flags_and_variables_derive_from_the_key() {
+        let key = Key::named("max_in_flight").unwrap();
+        assert_eq!(key.flag(), "--max-in-flight");
+        assert_eq!(key.env(), "POWENS_RELAY_MAX_IN_FLIGHT");
+        let mut names: Vec<_> = KEYS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len(), "a key is defined twice");
+    }
+}

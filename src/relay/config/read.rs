@@ -1,0 +1,182 @@
+//! Reading the configuration: the TOML file's keys checked against
+//! [`KEYS`](super::keys::KEYS), and each key taken from the overrides, else the file,
+//! else its default, with every problem collected.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::domains::FileDomain;
+use super::keys::{KEYS, Key, Value};
+use super::{ConfigError, Overrides, Problem};
+use crate::amq::TealExchange;
+
+/// The file's keys, checked against [`KEYS`], and its domains.
+#[derive(Debug, Default)]
+pub(super) struct FileConfig {
+    pub(super) values: BTreeMap<&'static str, Value>,
+    pub(super) domains: BTreeMap<String, FileDomain>,
+}
+
+/// Collects problems, and reads each key from the overrides, else the file, else its
+/// default.
+pub(super) struct Reader<'a> {
+    pub(super) file: FileConfig,
+    pub(super) overrides: &'a Overrides,
+    pub(super) problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn value(&mut self, name: &str) -> Option<Value> {
+        let key = Key::named(name)?;
+        let value = self
+            .overrides
+            .value(name)
+            .or_else(|| self.file.values.get(name))
+            .cloned()?;
+        match value.check(key.kind) {
+            Ok(()) => Some(value),
+            Err(m) => {
+                self.problem(name, m);
+                None
+            }
+        }
+    }
+
+    pub(super) fn text(&mut self, name: &str) -> String {
+        match self.value(name) {
+            Some(Value::Text(t)) => t,
+            _ => default(name).to_owned(),
+        }
+    }
+
+    pub(super) fn number(&mut self, name: &str) -> u64 {
+        match self.value(name) {
+            Some(Value::Number(n)) => n,
+            _ => default(name).parse().unwrap_or_default(),
+        }
+    }
+
+    /// A number of seconds, at least `min`.
+    pub(super) fn seconds(&mut self, name: &str, min: u64) -> Duration {
+        let secs = self.number(name);
+        // Durations beyond a century are certainly mistakes, and keep chrono in range.
+        if secs < min || secs > 100 * 365 * 86_400 {
+            self.problem(
+                name,
+                format!("must be between {min} and 3153600000 seconds"),
+            );
+        }
+        Duration::from_secs(secs)
+    }
+
+    /// A count between `min` and `max`.
+    pub(super) fn count(&mut self, name: &str, min: u64, max: u64) -> usize {
+        let n = self.number(name);
+        if n < min || n > max {
+            self.problem(name, format!("must be between {min} and {max}"));
+        }
+        usize::try_from(n.clamp(min, max)).unwrap_or(usize::MAX)
+    }
+}
+
+/// The default of key `name`, as written in the file.
+fn default(name: &str) -> &'static str {
+    Key::named(name).and_then(|k| k.default).unwrap_or_default()
+}
+
+pub(super) fn check_exchange_prefix(prefix: &str) -> Result<(), &'static str> {
+    let longest = TealExchange::ALL
+        .iter()
+        .map(|e| e.base_name().len())
+        .max()
+        .unwrap_or(0);
+    if prefix.len() + longest > 255 {
+        return Err("is too long: exchange names are at most 255 bytes");
+    }
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        return Err("may hold only letters, digits and - _ . :");
+    }
+    Ok(())
+}
+
+pub(super) fn read_file(path: &Path) -> Result<(FileConfig, Vec<Problem>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+/// The file's keys and domains, and every key that is unknown or of the wrong type.
+pub(super) fn parse_toml(
+    text: &str,
+    path: &Path,
+) -> Result<(FileConfig, Vec<Problem>), ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        // toml's Display quotes the offending line, which could hold a secret pasted in
+        // by mistake: give the message and the line number only.
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = match line {
+            Some(line) => format!("line {line}: {}", e.message().trim_end()),
+            None => e.message().trim_end().to_owned(),
+        };
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        }
+    })?;
+    let mut file = FileConfig::default();
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, message: &str| {
+        problems.push(Problem {
+            key: key.to_owned(),
+            message: message.to_owned(),
+        });
+    };
+    for (name, value) in table {
+        if name == "domains" {
+            match value.try_into() {
+                Ok(domains) => file.domains = domains,
+                Err(_) => problem(
+                    "domains",
+                    "must be tables [domains.\"<name>.biapi.pro\"] with mode and secrets only",
+                ),
+            }
+            continue;
+        }
+        let Some(key) = KEYS.iter().find(|k| k.name == name) else {
+            problem(&name, "is not a configuration key");
+            continue;
+        };
+        let value = match value {
+            toml::Value::String(text) => Value::Text(text),
+            toml::Value::Boolean(b) => Value::Bool(b),
+            toml::Value::Integer(n) => match u64::try_from(n) {
+                Ok(n) => Value::Number(n),
+                Err(_) => {
+                    problem(key.name, "must be 0 or more");
+                    continue;
+                }
+            },
+            _ => {
+                problem(key.name, "must be text, a number or true/false");
+                continue;
+            }
+        };
+        file.values.insert(key.name, value);
+    }
+    Ok((file, problems))
+}

@@ -1,0 +1,250 @@
+//! Unit tests of the configuration.
+
+use super::*;
+use crate::domain::Domain;
+
+fn invalid_keys(text: &str, overrides: &Overrides) -> Vec<String> {
+    match RelayConfig::from_toml(text, overrides) {
+        Err(ConfigError::Invalid { problems }) => problems.into_iter().map(|p| p.key).collect(),
+        other => panic!("expected invalid keys, got {other:?}"),
+    }
+}
+
+/// A new file holding `secret`, for `file:` references.
+fn secret_file(test: &str, secret: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("powens-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("secret");
+    std::fs::write(&path, secret).unwrap();
+    path
+}
+
+const ONE_DOMAIN: &str = "[domains.\"budgea.biapi.pro\"]\nmode = \"forward\"\n";
+
+#[test]
+fn defaults_apply_to_a_minimal_file() {
+    let config = RelayConfig::from_toml(ONE_DOMAIN, &Overrides::default()).unwrap();
+    assert_eq!(config.listen().to_string(), "127.0.0.1:8080");
+    assert!(config.amqp_url().is_none());
+    assert_eq!(config.exchanges(), &Exchanges::default());
+    assert_eq!(config.webhooks().body_limit(), 32 * 1024 * 1024);
+    assert_eq!(config.unroutable(), Unroutable::Reject);
+    assert_eq!(config.publish_timeout(), Duration::from_secs(5));
+    assert_eq!(config.connect_timeout(), Duration::from_secs(3));
+    assert_eq!(config.reconnect_max_delay(), Duration::from_secs(1));
+    assert_eq!(config.max_in_flight(), 1024);
+    assert_eq!(config.max_connections(), 4096);
+    assert_eq!(config.read_timeout(), Duration::from_secs(30));
+    assert_eq!(config.max_header_bytes(), 16384);
+    assert_eq!(config.log_format(), LogFormat::Text);
+    assert_eq!(config.webhook_exchange(), "powens_domain_webhooks");
+    assert!(matches!(
+        config.webhooks().domains().values().next(),
+        Some(DomainPolicy::Forward)
+    ));
+}
+
+#[test]
+fn flags_override_the_file_key_by_key() {
+    let text = format!("listen = \"127.0.0.1:1\"\nexchange_prefix = \"a_\"\n{ONE_DOMAIN}");
+    let overrides = Overrides::new()
+        .with("listen", "127.0.0.1:2")
+        .with("body_limit_bytes", 10u64);
+    let config = RelayConfig::from_toml(&text, &overrides).unwrap();
+    assert_eq!(config.listen().port(), 2);
+    assert_eq!(config.exchanges().prefix, "a_");
+    assert_eq!(config.webhooks().body_limit(), 10);
+}
+
+#[test]
+fn every_invalid_key_is_named_at_once() {
+    let text = r#"
+listen = "localhost"
+amqp_url = "http://example"
+public_path_prefix = "hooks/"
+publish_timeout_secs = 0
+
+[domains."example.com"]
+secrets = ["env:X"]
+
+[domains."budgea.biapi.pro"]
+secrets = ["hunter2", "env:POWENS_TEST_SURELY_UNSET_VARIABLE"]
+
+[domains."forward.biapi.pro"]
+mode = "forward"
+secrets = ["env:Y"]
+"#;
+    let keys = invalid_keys(text, &Overrides::default());
+    assert_eq!(
+        keys,
+        [
+            "listen",
+            "amqp_url",
+            "public_path_prefix",
+            "publish_timeout_secs",
+            "domains.\"budgea.biapi.pro\".secrets[0]",
+            "domains.\"budgea.biapi.pro\".secrets[1]",
+            "domains.\"example.com\"",
+            "domains.\"forward.biapi.pro\".secrets",
+        ]
+    );
+}
+
+#[test]
+fn limits_out_of_range_are_named() {
+    let text = format!(
+        "max_in_flight = 0\nmax_connections = 0\nmax_header_bytes = 100\n\
+         read_timeout_secs = 0\nconnect_timeout_secs = 0\nreconnect_max_delay_secs = 0\n\
+         {ONE_DOMAIN}"
+    );
+    let mut keys = invalid_keys(&text, &Overrides::default());
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "connect_timeout_secs",
+            "max_connections",
+            "max_header_bytes",
+            "max_in_flight",
+            "read_timeout_secs",
+            "reconnect_max_delay_secs",
+        ]
+    );
+}
+
+#[test]
+fn reloading_secrets_reads_files_again_and_names_what_cannot_be_read() {
+    let file = secret_file("reload", "old");
+    let text = format!(
+        "[domains.\"budgea.biapi.pro\"]\nsecrets = [\"file:{}\"]\n{}",
+        file.display(),
+        "[domains.\"forward.biapi.pro\"]\nmode = \"forward\"\n"
+    );
+    let config = RelayConfig::from_toml(&text, &Overrides::default()).unwrap();
+    let signs_with = |config: &RelayConfig, secret: &str| {
+        let domains = config.webhooks().domains();
+        let Some(DomainPolicy::Verify(verifier)) =
+            domains.get(&Domain::parse("budgea.biapi.pro").unwrap())
+        else {
+            panic!("no verifier")
+        };
+        let signature =
+            crate::signature::sign_parts(&crate::secret::Secret::new(secret).unwrap(), &[b"x"]);
+        verifier
+            .verify_parts(&[b"x"], &signature, chrono::Utc::now())
+            .is_ok()
+    };
+    let router_view = config.clone();
+    assert!(signs_with(&config, "old"));
+
+    std::fs::write(&file, "new\n").unwrap();
+    assert_eq!(
+        config.reload_secrets().unwrap(),
+        2,
+        "the forward domain stays"
+    );
+    // Every clone (the router's state) sees the new key ring.
+    assert!(signs_with(&router_view, "new"));
+    assert!(!signs_with(&router_view, "old"));
+
+    std::fs::remove_file(&file).unwrap();
+    match config.reload_secrets() {
+        Err(ConfigError::Invalid { problems }) => {
+            assert_eq!(problems.len(), 1);
+            assert_eq!(problems[0].key, "domains.\"budgea.biapi.pro\".secrets[0]");
+        }
+        other => panic!("expected the unreadable secret named, got {other:?}"),
+    }
+    assert!(signs_with(&router_view, "new"), "the key rings in use stay");
+}
+
+#[test]
+fn messages_never_quote_an_inline_secret_or_the_amqp_password() {
+    let text = "amqp_url = \"amqp://u:pa55word@[bad\"\n[domains.\"budgea.biapi.pro\"]\nsecrets = [\"hunter2\"]\n";
+    let err = RelayConfig::from_toml(text, &Overrides::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("secrets[0]: must be env:NAME or file:PATH"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains("pa55word"),
+        "{text}"
+    );
+
+    let err = RelayConfig::from_toml("listen = \"hunter2\n", &Overrides::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("line 1"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn unknown_keys_are_refused_all_at_once() {
+    let text = format!("lisen = \"x\"\nbody_limit = 1\n{ONE_DOMAIN}");
+    let mut keys = invalid_keys(&text, &Overrides::default());
+    keys.sort();
+    assert_eq!(keys, ["body_limit", "lisen"]);
+    let err = RelayConfig::from_toml(&text, &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lisen: is not a configuration key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_of_the_wrong_type_are_named() {
+    let text = format!(
+        "max_in_flight = \"many\"\nexchange_durable = \"yes\"\nunroutable = \"drop\"\n\
+         body_limit_bytes = -1\n{ONE_DOMAIN}"
+    );
+    let mut keys = invalid_keys(&text, &Overrides::default());
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "body_limit_bytes",
+            "exchange_durable",
+            "max_in_flight",
+            "unroutable"
+        ]
+    );
+}
+
+#[test]
+fn no_domain_is_an_error() {
+    assert_eq!(invalid_keys("", &Overrides::default()), ["domains"]);
+}
+
+#[test]
+fn domain_flags_replace_file_entries_and_resolve_secrets() {
+    let path = secret_file("config", "s3cr3t\n");
+    let overrides =
+        Overrides::new().with_domain(format!("BUDGEA.biapi.pro=file:{}", path.display()));
+    let config = RelayConfig::from_toml(ONE_DOMAIN, &overrides).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // The flag names the file's domain in another case: it replaces the entry.
+    let domains = config.webhooks().domains();
+    assert_eq!(domains.len(), 1);
+    match domains.values().next() {
+        Some(DomainPolicy::Verify(v)) => assert_eq!(v.keys().keys().len(), 1),
+        other => panic!("expected a verifier, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_example_file_is_valid_but_for_its_secrets_absent_here() {
+    let text = include_str!("../../../relay.example.toml");
+    let problems = match RelayConfig::from_toml(text, &Overrides::default()) {
+        Err(ConfigError::Invalid { problems }) => problems,
+        other => panic!("expected only secret problems, got {other:?}"),
+    };
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "domains.\"budgea.biapi.pro\".secrets[0]",
+            "domains.\"budgea.biapi.pro\".secrets[1]"
+        ]
+    );
+}

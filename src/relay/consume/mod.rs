@@ -1,0 +1,321 @@
+//! The consumer side: bind a queue to TeaL's exchanges, as TeaL's `AMQHandler` does,
+//! and receive typed messages, acknowledged only once the caller has handled them.
+//!
+//! The consumer reconnects by itself when its connection dies (capped backoff with
+//! jitter), declaring its queue and bindings again; bindings can be added and removed
+//! while it runs ([`TealConsumer::bindings`]). A message delivered but not acknowledged
+//! before the connection died is delivered again: handle messages idempotently (the
+//! webhook's `message_id` helps). A private queue (the default, TeaL's way) is deleted
+//! with its connection, so what is published while the consumer reconnects is not
+//! kept for it; a named queue ([`ConsumerSettings::queue`]) keeps it.
+//!
+//! ```no_run
+//! use powens_webhooks::Domain;
+//! use powens_webhooks::relay::config::AmqpUrl;
+//! use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+//! let bindings = Bindings {
+//!     domains: vec![Domain::parse("budgea.biapi.pro")?],
+//!     ..Bindings::default()
+//! };
+//! let mut consumer = TealConsumer::connect(&url, &ConsumerSettings::default(), &bindings).await?;
+//! // Acknowledged when the handler returns Ok, requeued when it returns Err.
+//! loop {
+//!     consumer
+//!         .handle_next(|received| {
+//!             if let Incoming::Webhook(webhook) = &received.message {
+//!                 println!("{} from {}", webhook.event, webhook.domain);
+//!             }
+//!             std::future::ready(Ok::<(), std::io::Error>(()))
+//!         })
+//!         .await??;
+//! }
+//! # }
+//! ```
+
+mod bindings;
+mod received;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio::sync::Mutex;
+
+use super::broker::{self, AmqpError, Backoff, Broker, BrokerError, Exchanges, short_string};
+use super::config::AmqpUrl;
+use crate::message::MessageError;
+pub use bindings::{BindingHandle, Bindings};
+use bindings::{Wanted, set_binding};
+pub use received::{Incoming, Received};
+
+/// How to set up the queue and recover.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Prefix of the exchange names, as the relay's.
+    pub exchange_prefix: String,
+    /// Declare the exchanges durable, as the relay does.
+    pub exchange_durable: bool,
+    /// A named durable queue that outlives the consumer; `None` (TeaL's way) declares a
+    /// private, server-named queue deleted when the consumer disconnects.
+    pub queue: Option<String>,
+    /// Messages delivered before they are acknowledged (0: unlimited).
+    pub prefetch: u16,
+    /// How long one connection attempt (connection, queue, bindings) may take.
+    pub connect_timeout: Duration,
+    /// The longest wait between two reconnection attempts.
+    pub reconnect_max_delay: Duration,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            exchange_prefix: String::new(),
+            exchange_durable: false,
+            queue: None,
+            prefetch: 64,
+            connect_timeout: broker::DEFAULT_CONNECT_TIMEOUT,
+            reconnect_max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why consuming failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// Connecting, declaring or binding failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// An acknowledgement could not be sent: the connection died, and the message will
+    /// be delivered again.
+    #[error("the broker connection failed: {0}")]
+    Connection(#[source] AmqpError),
+    /// A message could not be read; it was rejected without requeueing (so it goes to
+    /// the queue's dead-letter exchange, if any) rather than redelivered forever.
+    #[error("a message on {exchange} could not be read and was rejected: {error}")]
+    Malformed {
+        /// The exchange it came from.
+        exchange: String,
+        /// What was wrong.
+        #[source]
+        error: MessageError,
+    },
+}
+
+/// One connection's worth of consuming.
+#[derive(Debug)]
+struct Session {
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+    queue: String,
+}
+
+/// A consumer bound to TeaL's exchanges, reconnecting by itself.
+#[derive(Debug)]
+pub struct TealConsumer {
+    broker: Broker,
+    settings: ConsumerSettings,
+    handle: BindingHandle,
+    session: Option<Session>,
+    queue: String,
+}
+
+impl TealConsumer {
+    /// Connects, declares the exchanges (with the relay's flags) and the queue, binds it
+    /// and starts consuming. The first connection is not retried: a consumer that
+    /// cannot reach its broker at start-up says so.
+    ///
+    /// # Errors
+    /// [`ConsumeError::Broker`] saying which step failed.
+    pub async fn connect(
+        url: &AmqpUrl,
+        settings: &ConsumerSettings,
+        bindings: &Bindings,
+    ) -> Result<Self, ConsumeError> {
+        let broker = Broker::new(url.clone())
+            .with_connect_timeout(settings.connect_timeout)
+            .with_connection_name("powens-consumer");
+        let handle = BindingHandle {
+            wanted: Arc::new(Mutex::new(Wanted {
+                keys: bindings.pairs().collect(),
+                live: None,
+            })),
+            exchanges: Exchanges {
+                prefix: settings.exchange_prefix.clone(),
+                durable: settings.exchange_durable,
+            },
+        };
+        let mut consumer = Self {
+            broker,
+            settings: settings.clone(),
+            handle,
+            session: None,
+            queue: String::new(),
+        };
+        consumer.open_session().await?;
+        Ok(consumer)
+    }
+
+    /// The queue's name (server-generated unless one was configured; a private queue
+    /// gets a new name on each reconnection).
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// A handle to add and remove bindings while the consumer runs.
+    pub fn bindings(&self) -> BindingHandle {
+        self.handle.clone()
+    }
+
+    async fn open_session(&mut self) -> Result<(), BrokerError> {
+        let mut wanted = self.handle.wanted.lock().await;
+        let settings = &self.settings;
+        let exchanges = &self.handle.exchanges;
+        let session = self
+            .broker
+            .bounded(async {
+                let (connection, channel) = self.broker.open().await?;
+                channel
+                    .basic_qos(settings.prefetch, BasicQosOptions::default())
+                    .await
+                    .map_err(BrokerError::setup("set the prefetch count"))?;
+                let used: BTreeSet<_> = wanted.keys.iter().map(|(e, _)| *e).collect();
+                exchanges
+                    .declare(&channel, &used.into_iter().collect::<Vec<_>>())
+                    .await?;
+                let options = match settings.queue {
+                    Some(_) => QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    None => QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                };
+                let name = short_string(settings.queue.as_deref().unwrap_or(""))?;
+                let queue = channel
+                    .queue_declare(name, options, FieldTable::default())
+                    .await
+                    .map_err(BrokerError::setup("declare the queue"))?
+                    .name()
+                    .as_str()
+                    .to_owned();
+                for (exchange, key) in &wanted.keys {
+                    set_binding(&channel, &queue, exchanges, (*exchange, key), true).await?;
+                }
+                let consumer = channel
+                    .basic_consume(
+                        short_string(&queue)?,
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(BrokerError::setup("start consuming"))?;
+                Ok(Session {
+                    connection,
+                    channel,
+                    consumer,
+                    queue,
+                })
+            })
+            .await?;
+        wanted.live = Some((session.channel.clone(), session.queue.clone()));
+        self.queue.clone_from(&session.queue);
+        self.session = Some(session);
+        Ok(())
+    }
+
+    /// Drops a dead session and opens a new one, retrying with backoff until it works.
+    async fn reconnect(&mut self) {
+        self.handle.wanted.lock().await.live = None;
+        if let Some(dead) = self.session.take() {
+            tokio::spawn(async move {
+                broker::close(&dead.connection, &dead.channel, "connection replaced").await;
+            });
+        }
+        let mut backoff = Backoff::new(self.settings.reconnect_max_delay);
+        for attempt in 1u64.. {
+            match self.open_session().await {
+                Ok(()) => {
+                    tracing::info!(attempt, queue = %self.queue, "consumer reconnected, queue and bindings declared");
+                    return;
+                }
+                Err(e) => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!(attempt, error = %e, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "consumer reconnection failed");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// The next message, reconnecting as needed. Acknowledge it with
+    /// [`Received::ack`] (or use [`TealConsumer::handle_next`]).
+    ///
+    /// # Errors
+    /// [`ConsumeError::Malformed`]: the message was rejected.
+    pub async fn next(&mut self) -> Result<Received, ConsumeError> {
+        loop {
+            let Some(session) = self.session.as_mut() else {
+                self.reconnect().await;
+                continue;
+            };
+            match session.consumer.next().await {
+                Some(Ok(delivery)) => {
+                    return received::read(delivery, &self.settings.exchange_prefix).await;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer connection lost: reconnecting");
+                }
+                None => tracing::warn!("consumer cancelled by the broker: reconnecting"),
+            }
+            self.reconnect().await;
+        }
+    }
+
+    /// Receives the next message and runs `handler` on it: acknowledged if the handler
+    /// succeeds, requeued (for redelivery) if it fails. Returns the handler's result.
+    /// An acknowledgement lost with the connection is logged, not returned: the message
+    /// comes again after reconnection.
+    ///
+    /// # Errors
+    /// As [`TealConsumer::next`].
+    pub async fn handle_next<F, Fut, E>(
+        &mut self,
+        handler: F,
+    ) -> Result<Result<(), E>, ConsumeError>
+    where
+        F: FnOnce(&Received) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        let received = self.next().await?;
+        let result = handler(&received).await;
+        let settled = match &result {
+            Ok(()) => received.ack().await,
+            Err(_) => received.requeue().await,
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "acknowledgement lost with the connection: the message will be delivered again");
+        }
+        Ok(result)
+    }
+
+    /// Closes the channel and the connection (a private queue is then deleted).
+    pub async fn close(self) {
+        if let Some(session) = self.session {
+            broker::close(&session.connection, &session.channel, "consumer done").await;
+        }
+    }
+}

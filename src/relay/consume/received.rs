@@ -1,0 +1,119 @@
+//! A delivery, read into TeaL's typed messages, and its acknowledgement.
+
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+
+use super::ConsumeError;
+use crate::amq::TealExchange;
+use crate::message::{
+    CallbackMessage, MessageError, OpenIdCibaCallbackMessage, PowensWebhookMessage, TealMessage,
+};
+
+/// A received message, by exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// From `powens_domain_webhooks`.
+    Webhook(PowensWebhookMessage),
+    /// From `callbacks`.
+    Callback(CallbackMessage),
+    /// From `openid_ciba_callbacks`.
+    OpenIdCiba(OpenIdCibaCallbackMessage),
+}
+
+/// A delivery: the message and its AMQP envelope.
+#[derive(Debug)]
+pub struct Received {
+    /// The typed message.
+    pub message: Incoming,
+    /// The body exactly as received.
+    pub body: Vec<u8>,
+    /// The routing key.
+    pub routing_key: String,
+    /// The AMQP `message_id`, if set.
+    pub message_id: Option<String>,
+    /// The AMQP `content_type`, if set.
+    pub content_type: Option<String>,
+    /// The AMQP delivery mode (1 transient, 2 persistent), if set.
+    pub delivery_mode: Option<u8>,
+    /// Whether the broker delivered it before.
+    pub redelivered: bool,
+    acker: lapin::Acker,
+}
+
+impl Received {
+    /// Acknowledges the message: the broker forgets it.
+    ///
+    /// # Errors
+    /// [`ConsumeError::Connection`]: the message will be delivered again.
+    pub async fn ack(&self) -> Result<(), ConsumeError> {
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(|e| ConsumeError::Connection(e.into()))
+    }
+
+    /// Returns the message to the queue, for redelivery.
+    ///
+    /// # Errors
+    /// [`ConsumeError::Connection`].
+    pub async fn requeue(&self) -> Result<(), ConsumeError> {
+        self.acker
+            .reject(BasicRejectOptions { requeue: true })
+            .await
+            .map(drop)
+            .map_err(|e| ConsumeError::Connection(e.into()))
+    }
+}
+
+/// Reads `delivery` from an exchange named with `prefix`; a message that cannot be read
+/// is rejected without requeueing.
+pub(super) async fn read(
+    delivery: lapin::message::Delivery,
+    prefix: &str,
+) -> Result<Received, ConsumeError> {
+    let exchange = delivery.exchange.as_str().to_owned();
+    let parsed = match TealExchange::from_name(&exchange, prefix) {
+        Some(TealExchange::PowensDomainWebhooks) => {
+            PowensWebhookMessage::from_json(&delivery.data).map(Incoming::Webhook)
+        }
+        Some(TealExchange::Callbacks) => {
+            CallbackMessage::from_json(&delivery.data).map(Incoming::Callback)
+        }
+        Some(TealExchange::OpenIdCibaCallbacks) => {
+            OpenIdCibaCallbackMessage::from_json(&delivery.data).map(Incoming::OpenIdCiba)
+        }
+        None => Err(MessageError::Json {
+            what: "it came from an exchange that is not TeaL's".into(),
+            line: 0,
+            column: 0,
+        }),
+    };
+    let message = match parsed {
+        Ok(message) => message,
+        Err(error) => {
+            delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .map_err(|e| ConsumeError::Connection(e.into()))?;
+            return Err(ConsumeError::Malformed { exchange, error });
+        }
+    };
+    let properties = &delivery.properties;
+    Ok(Received {
+        message,
+        routing_key: delivery.routing_key.as_str().to_owned(),
+        message_id: properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        content_type: properties
+            .content_type()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        delivery_mode: *properties.delivery_mode(),
+        redelivered: delivery.redelivered,
+        body: delivery.data,
+        acker: delivery.acker,
+    })
+}
