@@ -2,6 +2,7 @@
 
 mod amq;
 mod domain;
+mod header_error;
 mod headers;
 mod keyring;
 mod message;

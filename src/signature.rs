@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::headers::HeaderError;
+use crate::header_error::HeaderError;
 use crate::secret::Secret;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;

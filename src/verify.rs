@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::domain::Domain;
-use crate::headers::{HeaderError, HmacHeaders};
+use crate::header_error::HeaderError;
+use crate::headers::HmacHeaders;
 use crate::keyring::{KeyMatch, KeyRing};
 use crate::signature::{Signature, SignedPrefix};
 

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::{Domain, DomainError, EventError};
 use crate::encoding::EncodingError;
-use crate::headers::HeaderError;
+use crate::header_error::HeaderError;
 use crate::message::MessageError;
 use crate::verify::VerifyError;
 
