@@ -1,4 +1,11 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate's front page; its examples are doc tests, and one of them uses
+// the axum extractor.
+#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "Verify Powens webhook signatures and build TeaL's messages. The README (the \
+           crate's front page with the `axum` feature) has the examples."
+)]
 
 mod amq;
 mod domain;

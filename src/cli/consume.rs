@@ -31,7 +31,7 @@ pub struct ConsumeArgs {
 
 /// Prints each message as one JSON line, acknowledged once written.
 pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
-    let url = AmqpUrl::parse(&args.amqp_url).map_err(|m| format!("--amqp-url {m}"))?;
+    let url = AmqpUrl::parse(&args.amqp_url).map_err(|e| format!("--amqp-url {e}"))?;
     let bindings = Bindings {
         domains: args
             .domain

@@ -23,17 +23,13 @@ impl Target {
     /// supported: the relay sits behind a TLS-terminating proxy, and this is a test tool.
     ///
     /// # Errors
-    /// [`SendError::Url`].
+    /// [`SendError::InvalidUrl`], [`SendError::NotHttp`] or [`SendError::NoHost`].
     pub fn parse(url: &str, event: Option<&str>) -> Result<Self, SendError> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| SendError::Url("not a valid URL".into()))?;
+        let uri: Uri = url.parse().map_err(|_| SendError::InvalidUrl)?;
         if uri.scheme_str() != Some("http") {
-            return Err(SendError::Url("only http:// URLs are supported".into()));
+            return Err(SendError::NotHttp);
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| SendError::Url("the URL has no host".into()))?;
+        let authority = uri.authority().ok_or(SendError::NoHost)?;
         let host = authority.host();
         let port = authority.port_u16().unwrap_or(80);
         let mut path = uri.path().trim_end_matches('/').to_owned();
@@ -74,9 +70,15 @@ pub struct SendResponse {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// The URL is unusable.
-    #[error("invalid URL: {0}")]
-    Url(String),
+    /// The URL cannot be parsed.
+    #[error("invalid URL: not a valid URL")]
+    InvalidUrl,
+    /// The URL is not `http://`.
+    #[error("invalid URL: only http:// URLs are supported")]
+    NotHttp,
+    /// The URL names no host.
+    #[error("invalid URL: the URL has no host")]
+    NoHost,
     /// The connection failed.
     #[error("cannot connect to {authority}: {source}")]
     Connect {
@@ -85,9 +87,19 @@ pub enum SendError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The HTTP exchange failed.
+    /// The request could not be built, or the HTTP exchange failed.
     #[error("HTTP error: {0}")]
-    Http(String),
+    Http(#[source] HttpError),
+}
+
+/// An error of the HTTP client, as text: which dependency reported it is not part of
+/// this crate's API.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(Box<dyn std::error::Error + Send + Sync>);
+
+fn http(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SendError {
+    SendError::Http(HttpError(error.into()))
 }
 
 /// The `BI-Signature-Date` Powens would send at `at`: UTC, microseconds, `Z`.
@@ -118,7 +130,7 @@ pub fn signed_request(
         .header("BI-Signature-Date", date)
         .header("BI-Signature", signature)
         .body(Full::new(body))
-        .map_err(|e| SendError::Http(e.to_string()))
+        .map_err(http)
 }
 
 /// Signs `body` with `secret` (date = now) and POSTs it to `target` on a new connection.
@@ -144,18 +156,15 @@ pub async fn send(
         })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| SendError::Http(e.to_string()))?;
+        .map_err(http)?;
     let driver = tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| SendError::Http(e.to_string()))?;
+    let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| SendError::Http(e.to_string()))?
+        .map_err(http)?
         .to_bytes();
     driver.abort();
     Ok(SendResponse {
@@ -182,11 +191,15 @@ mod tests {
         assert_eq!(t.path(), "/hooks/powens-webhook/a.biapi.pro/E");
         assert!(matches!(
             Target::parse("https://x/y", None),
-            Err(SendError::Url(_))
+            Err(SendError::NotHttp)
         ));
         assert!(matches!(
             Target::parse("not a url", None),
-            Err(SendError::Url(_))
+            Err(SendError::InvalidUrl)
+        ));
+        assert!(matches!(
+            Target::parse("/only/a/path", None),
+            Err(SendError::NotHttp | SendError::NoHost)
         ));
     }
 

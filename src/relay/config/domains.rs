@@ -105,7 +105,7 @@ pub(super) fn resolve(
                 for (i, text) in spec.secrets.iter().enumerate() {
                     match SecretRef::parse(text) {
                         Ok(r) => refs.push((i, r)),
-                        Err(m) => problem(&format!("{key}.secrets[{i}]"), m),
+                        Err(e) => problem(&format!("{key}.secrets[{i}]"), e.to_string()),
                     }
                 }
                 let indexed = refs.iter().map(|(i, r)| (*i, r));
@@ -132,9 +132,9 @@ pub(super) fn key_ring<'r>(
     for (i, r) in refs {
         match r.resolve() {
             Ok(secret) => secrets.push(secret),
-            Err(m) => {
+            Err(e) => {
                 unreadable = true;
-                problem(&format!("{key}.secrets[{i}]"), m);
+                problem(&format!("{key}.secrets[{i}]"), e.to_string());
             }
         }
     }

@@ -17,7 +17,7 @@ use domains::{FileDomain, Mode, SecretRefs};
 use keys::Value;
 pub use overrides::Overrides;
 use read::{FileConfig, Reader, check_exchange_prefix, parse_toml, read_file};
-pub use values::{AmqpUrl, SecretRef};
+pub use values::{AmqpUrl, AmqpUrlError, SecretRef, SecretRefError};
 
 use super::broker::Exchanges;
 use crate::amq::TealExchange;
@@ -150,7 +150,7 @@ impl RelayConfig {
         let amqp_url = match r.text("amqp_url") {
             text if text.is_empty() => None,
             text => AmqpUrl::parse(&text)
-                .map_err(|m| r.problem("amqp_url", m))
+                .map_err(|e| r.problem("amqp_url", e.to_string()))
                 .ok(),
         };
         let prefix = r.text("exchange_prefix");

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use lapin::uri::AMQPUri;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretError};
 
 /// Where a secret comes from: `env:NAME` or `file:PATH`; never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,24 +18,29 @@ pub enum SecretRef {
 }
 
 impl SecretRef {
-    /// Parses `env:NAME` or `file:PATH`. The error never quotes the text, which may be a
-    /// secret written inline by mistake.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let problem = || "must be env:NAME or file:PATH (secrets are never written inline)";
+    /// Parses `env:NAME` or `file:PATH`.
+    ///
+    /// # Errors
+    /// [`SecretRefError`], which never quotes the text: it may be a secret written
+    /// inline by mistake.
+    pub fn parse(text: &str) -> Result<Self, SecretRefError> {
         match text.split_once(':') {
             Some(("env", name)) if !name.is_empty() && !name.contains('=') => {
                 Ok(Self::Env(name.to_owned()))
             }
             Some(("file", path)) if !path.is_empty() => Ok(Self::File(PathBuf::from(path))),
-            _ => Err(problem().to_owned()),
+            _ => Err(SecretRefError),
         }
     }
 
     /// Reads the secret.
-    pub fn resolve(&self) -> Result<Secret, String> {
+    ///
+    /// # Errors
+    /// [`SecretError`]: the variable is unset or empty, the file unreadable or empty.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
         match self {
-            Self::Env(name) => Secret::from_env(name).map_err(|e| e.to_string()),
-            Self::File(path) => Secret::from_file(path).map_err(|e| e.to_string()),
+            Self::Env(name) => Secret::from_env(name),
+            Self::File(path) => Secret::from_file(path),
         }
     }
 }
@@ -49,6 +54,23 @@ impl fmt::Display for SecretRef {
     }
 }
 
+/// A secret written other than as `env:NAME` or `file:PATH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be env:NAME or file:PATH (secrets are never written inline)")]
+pub struct SecretRefError;
+
+/// Why a text is not an AMQP URL. Never quotes the text: it may hold a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AmqpUrlError {
+    /// Another scheme.
+    #[error("must start with amqp:// or amqps://")]
+    Scheme,
+    /// Not a URL the AMQP client can use.
+    #[error("is not a valid AMQP URL")]
+    Invalid,
+}
+
 /// An AMQP URL, checked; its `Debug` and `Display` hide the password.
 #[derive(Clone)]
 pub struct AmqpUrl {
@@ -58,12 +80,15 @@ pub struct AmqpUrl {
 
 impl AmqpUrl {
     /// Parses an `amqp://` or `amqps://` URL.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// [`AmqpUrlError`].
+    pub fn parse(text: &str) -> Result<Self, AmqpUrlError> {
         if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
-            return Err("must start with amqp:// or amqps://".to_owned());
+            return Err(AmqpUrlError::Scheme);
         }
         // The parser's message may quote the URL, password included: keep it out.
-        let uri = AMQPUri::from_str(text).map_err(|_| "is not a valid AMQP URL".to_owned())?;
+        let uri = AMQPUri::from_str(text).map_err(|_| AmqpUrlError::Invalid)?;
         Ok(Self {
             text: text.to_owned(),
             uri,
@@ -151,7 +176,7 @@ mod tests {
         // One fixed message, whatever was written: it may be a secret pasted inline.
         for bad in ["", "env:", "file:", "env:A=B", "s3cr3t", "vault:x"] {
             assert_eq!(
-                SecretRef::parse(bad).unwrap_err(),
+                SecretRef::parse(bad).unwrap_err().to_string(),
                 "must be env:NAME or file:PATH (secrets are never written inline)"
             );
         }
