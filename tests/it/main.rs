@@ -20,3 +20,31 @@ pub fn fixture(relative: impl AsRef<Path>) -> PathBuf {
         .join("fixtures")
         .join(relative)
 }
+
+/// A response's status, content type and body, as text.
+#[cfg(feature = "axum")]
+#[derive(Debug)]
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+/// `app`'s answer to `request`, through `oneshot` (no socket).
+#[cfg(feature = "axum")]
+pub async fn call(app: &axum::Router, request: http::Request<axum::body::Body>) -> Answer {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        content_type,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}

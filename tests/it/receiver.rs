@@ -11,10 +11,10 @@ use axum::extract::Extension;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::post;
 use chrono::{DateTime, Duration, Utc};
-use http_body_util::BodyExt;
 use powens_webhooks::axum::{PowensWebhookLayer, SignedOver, VerifiedPowensWebhook, WebhookConfig};
 use powens_webhooks::{KeyRing, Secret, SignedPrefix, TealMessage, sign};
-use tower::ServiceExt;
+
+use crate::{Answer, call};
 
 const SECRET: &str = "receiver-secret";
 const PATH: &str = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
@@ -40,6 +40,14 @@ fn signed(path: &str, body: &[u8]) -> Request<Body> {
     request(path, body.to_vec(), body, Utc::now())
 }
 
+/// `request` marked `Content-Encoding: gzip`.
+fn gzipped(mut request: Request<Body>) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+    request
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -47,27 +55,11 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-/// Status, content type and body of `app`'s answer to `request`.
-async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Option<String>, String) {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        content_type,
-        String::from_utf8(body.to_vec()).unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn the_example_receiver_accepts_valid_webhooks_and_refuses_the_rest() {
     let app = axum_receiver::app(Secret::new(SECRET).unwrap()).unwrap();
 
-    let (status, _, body) = call(&app, signed(PATH, BODY)).await;
+    let Answer { status, body, .. } = call(&app, signed(PATH, BODY)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     // Tampered: the body changed after signing.
@@ -77,7 +69,11 @@ async fn the_example_receiver_accepts_valid_webhooks_and_refuses_the_rest() {
         BODY,
         Utc::now(),
     );
-    let (status, content_type, body) = call(&app, tampered).await;
+    let Answer {
+        status,
+        content_type,
+        body,
+    } = call(&app, tampered).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(content_type.as_deref(), Some("text/plain; charset=utf-8"));
     assert_eq!(
@@ -92,37 +88,32 @@ async fn the_example_receiver_accepts_valid_webhooks_and_refuses_the_rest() {
         BODY,
         Utc::now() - Duration::minutes(20),
     );
-    let (status, _, body) = call(&app, stale).await;
+    let Answer { status, body, .. } = call(&app, stale).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("old"), "{body}");
 
     // Gzip: decompressed, then verified over the payload.
-    let mut gzipped = request(PATH, gzip(BODY), BODY, Utc::now());
-    gzipped
-        .headers_mut()
-        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
-    let (status, _, body) = call(&app, gzipped).await;
+    let compressed = gzipped(request(PATH, gzip(BODY), BODY, Utc::now()));
+    let Answer { status, body, .. } = call(&app, compressed).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     // Too large: the example's limit is 8 MiB, announced or decompressed.
     let big = vec![b'x'; 8 * 1024 * 1024 + 1];
-    let (status, _, _) = call(&app, signed(PATH, &big)).await;
+    let Answer { status, .. } = call(&app, signed(PATH, &big)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    let mut bomb = request(PATH, gzip(&big), &big, Utc::now());
-    bomb.headers_mut()
-        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
-    let (status, _, body) = call(&app, bomb).await;
+    let bomb = gzipped(request(PATH, gzip(&big), &big, Utc::now()));
+    let Answer { status, body, .. } = call(&app, bomb).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
     // Unsigned, another domain, not UTF-8.
     let unsigned = Request::post(PATH).body(Body::from(BODY)).unwrap();
-    assert_eq!(call(&app, unsigned).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&app, unsigned).await.status, StatusCode::UNAUTHORIZED);
     let other = "/powens-webhook/other.biapi.pro/USER_SYNCED";
     assert_eq!(
-        call(&app, signed(other, BODY)).await.0,
+        call(&app, signed(other, BODY)).await.status,
         StatusCode::NOT_FOUND
     );
-    let (status, _, body) = call(&app, signed(PATH, b"\xff\xfe")).await;
+    let Answer { status, body, .. } = call(&app, signed(PATH, b"\xff\xfe")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("not UTF-8"), "{body}");
 }
@@ -157,11 +148,8 @@ async fn the_layer_passes_verified_webhooks_on_with_their_payload() {
         "/powens-webhook/{domain}/{event}",
         post(echo).layer(PowensWebhookLayer::new(config(""))),
     );
-    let mut gzipped = request(PATH, gzip(BODY), BODY, Utc::now());
-    gzipped
-        .headers_mut()
-        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
-    let (status, _, body) = call(&app, gzipped).await;
+    let compressed = gzipped(request(PATH, gzip(BODY), BODY, Utc::now()));
+    let Answer { status, body, .. } = call(&app, compressed).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
@@ -171,7 +159,7 @@ async fn the_layer_passes_verified_webhooks_on_with_their_payload() {
         )
     );
     let tampered = request(PATH, b"{}".to_vec(), BODY, Utc::now());
-    let (status, _, body) = call(&app, tampered).await;
+    let Answer { status, body, .. } = call(&app, tampered).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
@@ -190,7 +178,7 @@ async fn single_domain_receivers_take_the_domain_from_the_configuration() {
     let app = Router::new()
         .route("/powens/{event}", post(receive))
         .with_state(config("/hooks"));
-    let (status, _, body) = call(&app, {
+    let Answer { status, body, .. } = call(&app, {
         let mut r = signed("/hooks/powens/CONNECTION_SYNCED", BODY);
         *r.uri_mut() = "/powens/CONNECTION_SYNCED".parse().unwrap();
         r
@@ -202,7 +190,7 @@ async fn single_domain_receivers_take_the_domain_from_the_configuration() {
         "budgea.biapi.pro CONNECTION_SYNCED /hooks/powens/CONNECTION_SYNCED"
     );
     // Signed for the stripped path: Powens never called that one.
-    let (status, _, _) = call(&app, signed("/powens/CONNECTION_SYNCED", BODY)).await;
+    let Answer { status, .. } = call(&app, signed("/powens/CONNECTION_SYNCED", BODY)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A message built from it is TeaL's.
     let webhook = {

@@ -219,14 +219,26 @@ impl From<u64> for Value {
 }
 
 impl Value {
-    /// Checks this value against `kind`: the problem's text when it does not fit. Never
-    /// quotes the value (it may be a secret typed in the wrong key).
-    pub fn check(&self, kind: Kind) -> Result<(), String> {
+    /// This value as `kind` wants it: text from a flag or the environment becomes a
+    /// boolean or a number. The problem's text when it does not fit; it never quotes
+    /// the value (it may be a secret typed in the wrong key).
+    pub fn fit(self, kind: Kind) -> Result<Self, String> {
         match (kind, self) {
-            (Kind::Text | Kind::Credential, Self::Text(_))
-            | (Kind::Bool, Self::Bool(_))
-            | (Kind::Number, Self::Number(_)) => Ok(()),
-            (Kind::Choice(words), Self::Text(text)) if words.contains(&text.as_str()) => Ok(()),
+            (Kind::Bool, Self::Text(text)) => match text.as_str() {
+                "true" => Ok(Self::Bool(true)),
+                "false" => Ok(Self::Bool(false)),
+                _ => Err("must be true or false".into()),
+            },
+            (Kind::Number, Self::Text(text)) => text
+                .parse()
+                .map(Self::Number)
+                .map_err(|_| "must be a whole number, 0 or more".into()),
+            (Kind::Text | Kind::Credential, value @ Self::Text(_))
+            | (Kind::Bool, value @ Self::Bool(_))
+            | (Kind::Number, value @ Self::Number(_)) => Ok(value),
+            (Kind::Choice(words), Self::Text(text)) if words.contains(&text.as_str()) => {
+                Ok(Self::Text(text))
+            }
             (Kind::Choice(words), _) => Err(format!("must be one of: {}", words.join(", "))),
             (Kind::Text | Kind::Credential, _) => Err("must be text".into()),
             (Kind::Bool, _) => Err("must be true or false".into()),
@@ -243,12 +255,7 @@ mod tests {
     fn every_default_fits_its_kind() {
         for key in KEYS {
             let Some(default) = key.default else { continue };
-            let value = match key.kind {
-                Kind::Bool => Value::Bool(default.parse().unwrap()),
-                Kind::Number => Value::Number(default.parse().unwrap()),
-                _ => Value::from(default),
-            };
-            assert_eq!(value.check(key.kind), Ok(()), "{}", key.name);
+            assert!(Value::from(default).fit(key.kind).is_ok(), "{}", key.name);
         }
     }
 
@@ -256,12 +263,17 @@ mod tests {
     fn values_of_the_wrong_kind_are_named_without_being_quoted() {
         let choice = Kind::Choice(&["reject", "accept"]);
         assert_eq!(
-            Value::from("hunter2").check(choice),
+            Value::from("hunter2").fit(choice),
             Err("must be one of: reject, accept".into())
         );
-        assert!(Value::Number(1).check(Kind::Text).is_err());
-        assert!(Value::from("5").check(Kind::Number).is_err());
-        assert!(Value::Bool(true).check(Kind::Bool).is_ok());
+        assert_eq!(
+            Value::from("hunter2").fit(Kind::Number),
+            Err("must be a whole number, 0 or more".into())
+        );
+        assert!(Value::Number(1).fit(Kind::Text).is_err());
+        assert_eq!(Value::from("5").fit(Kind::Number), Ok(Value::Number(5)));
+        assert_eq!(Value::from("true").fit(Kind::Bool), Ok(Value::Bool(true)));
+        assert!(Value::from("yes").fit(Kind::Bool).is_err());
     }
 
     /// The README's configuration table, row by row: its key, flag / variable and

@@ -17,7 +17,7 @@ use domains::{FileDomain, Mode, SecretRefs};
 use keys::Value;
 pub use overrides::Overrides;
 use read::{FileConfig, Reader, check_exchange_prefix, parse_toml, read_file};
-pub use values::{AmqpUrl, AmqpUrlError, SecretRef, SecretRefError};
+pub use values::{AmqpUrl, AmqpUrlError, SecretRef, SecretRefError, redact_url};
 
 use super::broker::Exchanges;
 use crate::amq::TealExchange;

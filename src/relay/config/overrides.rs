@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use clap::builder::PossibleValuesParser;
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 
 use super::keys::{KEYS, Key, Kind, Value};
@@ -141,24 +140,27 @@ impl clap::Args for Overrides {
     }
 }
 
+/// The flag of `key`. Its value is taken as text and checked with the file's values,
+/// never by clap, whose errors quote the value: it may be a secret typed in the wrong
+/// place.
 fn flag(key: &Key) -> Arg {
-    let help = match key.default {
-        Some("") => format!("{} [default: none]", key.help),
-        Some(default) => format!("{} [default: {default}]", key.help),
-        None => key.help.to_owned(),
-    };
-    let arg = Arg::new(key.name)
+    let mut help = key.help.to_owned();
+    match key.kind {
+        Kind::Bool => help.push_str(" [possible values: true, false]"),
+        Kind::Choice(words) => help.push_str(&format!(" [possible values: {}]", words.join(", "))),
+        _ => {}
+    }
+    match key.default {
+        Some("") => help.push_str(" [default: none]"),
+        Some(default) => help.push_str(&format!(" [default: {default}]")),
+        None => {}
+    }
+    Arg::new(key.name)
         .long(key.flag().trim_start_matches('-').to_owned())
         .env(key.env())
         .value_name(key.value_name)
-        .help(help);
-    match key.kind {
-        Kind::Text => arg,
-        Kind::Credential => arg.hide_env_values(true),
-        Kind::Bool => arg.value_parser(value_parser!(bool)),
-        Kind::Number => arg.value_parser(value_parser!(u64)),
-        Kind::Choice(words) => arg.value_parser(PossibleValuesParser::new(words)),
-    }
+        .hide_env_values(key.kind == Kind::Credential)
+        .help(help)
 }
 
 impl clap::FromArgMatches for Overrides {
@@ -173,15 +175,8 @@ impl clap::FromArgMatches for Overrides {
             self.config = Some(path.clone());
         }
         for key in KEYS {
-            let value = match key.kind {
-                Kind::Bool => matches.get_one::<bool>(key.name).map(|b| Value::Bool(*b)),
-                Kind::Number => matches.get_one::<u64>(key.name).map(|n| Value::Number(*n)),
-                _ => matches
-                    .get_one::<String>(key.name)
-                    .map(|t| Value::Text(t.clone())),
-            };
-            if let Some(value) = value {
-                self.values.insert(key.name, value);
+            if let Some(text) = matches.get_one::<String>(key.name) {
+                self.values.insert(key.name, Value::Text(text.clone()));
             }
         }
         if let Some(domains) = matches.get_many::<String>("domain") {

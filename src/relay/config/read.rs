@@ -41,8 +41,8 @@ impl Reader<'_> {
             .value(name)
             .or_else(|| self.file.values.get(name))
             .cloned()?;
-        match value.check(key.kind) {
-            Ok(()) => Some(value),
+        match value.fit(key.kind) {
+            Ok(value) => Some(value),
             Err(m) => {
                 self.problem(name, m);
                 None

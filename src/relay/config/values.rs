@@ -121,21 +121,58 @@ impl AmqpUrl {
 
 impl fmt::Display for AmqpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let authority = &self.uri.authority;
-        let scheme = if self.text.starts_with("amqps://") {
-            "amqps"
-        } else {
-            "amqp"
-        };
-        write!(
-            f,
-            "{scheme}://{}@{}:{}/{}",
-            authority.userinfo.username,
-            authority.host,
-            authority.port,
-            self.uri.vhost.replace('%', "%25").replace('/', "%2f")
-        )
+        f.write_str(&redact_url(&self.text))
     }
+}
+
+/// The one way a URL from the configuration is printed (errors, logs, `Debug`): its
+/// scheme, host and port, and its path only when it is plainly a name; never the user,
+/// the password, the query or the fragment, which are replaced by `…`. Text that does not
+/// even look like `scheme://host` prints as `scheme://…`, or `…`: nothing past the
+/// scheme of a value that cannot be read is ever shown.
+///
+/// ```
+/// use powens_webhooks::relay::config::redact_url;
+///
+/// assert_eq!(redact_url("amqp://guest:s3cr3t@10.0.0.7:5672/%2f"), "amqp://10.0.0.7:5672/%2f");
+/// assert_eq!(redact_url("redis://:s3cr3t@cache:6379/0?password=x"), "redis://cache:6379/0?…");
+/// assert_eq!(redact_url("amqp://h:1/%2f,amqp://u:s3cr3t@h2/%2f"), "amqp://h:1/…");
+/// assert_eq!(redact_url("amqp//u:s3cr3t@h"), "…");
+/// ```
+pub fn redact_url(text: &str) -> String {
+    const HIDDEN: &str = "…";
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return HIDDEN.to_owned();
+    };
+    let plain_scheme = !scheme.is_empty()
+        && scheme.len() <= 16
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !plain_scheme {
+        return HIDDEN.to_owned();
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(end);
+    // The host follows the last `@`: a password may hold one.
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let plain_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !plain_host {
+        return format!("{scheme}://{HIDDEN}");
+    }
+    let path_end = after.find(['?', '#']).unwrap_or(after.len());
+    let (path, query) = after.split_at(path_end);
+    let plain_path = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~".contains(&b));
+    let path = if plain_path { path } else { "/…" };
+    let query = if query.is_empty() { "" } else { "?…" };
+    format!("{scheme}://{host}{path}{query}")
 }
 
 impl fmt::Debug for AmqpUrl {
@@ -151,7 +188,7 @@ mod tests {
     #[test]
     fn amqp_url_display_hides_the_password() {
         let url = AmqpUrl::parse("amqp://guest:s3cr3t@127.0.0.1:5672/%2f").unwrap();
-        assert_eq!(url.to_string(), "amqp://guest@127.0.0.1:5672/%2f");
+        assert_eq!(url.to_string(), "amqp://127.0.0.1:5672/%2f");
         assert!(!format!("{url:?}").contains("s3cr3t"));
     }
 

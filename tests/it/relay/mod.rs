@@ -8,6 +8,7 @@ mod faults;
 mod hostile;
 mod proxy;
 mod router;
+mod secrets;
 mod shutdown;
 
 use std::net::TcpStream;

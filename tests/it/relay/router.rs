@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use chrono::Utc;
 use http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use powens_webhooks::axum::SignedOver;
 use powens_webhooks::relay::http::{AppState, router};
 use powens_webhooks::relay::publish::{MemoryPublisher, PublishError};
@@ -15,6 +14,7 @@ use powens_webhooks::{PowensWebhookMessage, TealMessage};
 use tower::ServiceExt;
 
 use super::{assert_signed_for, config, gzip, signed, strip_hooks, verify_domain};
+use crate::call;
 
 const DOMAIN: &str = "budgea.biapi.pro";
 const PATH: &str = "/powens-webhook/budgea.biapi.pro/CONNECTION_SYNCED";
@@ -36,27 +36,6 @@ fn relay_with_limit(limit: usize, extra: &str) -> (axum::Router, MemoryPublisher
     let publisher = MemoryPublisher::new();
     let state = AppState::new(&config(&toml), Arc::new(publisher.clone()));
     (router(state), publisher)
-}
-
-struct Answer {
-    status: StatusCode,
-    content_type: Option<String>,
-    body: String,
-}
-
-async fn call(app: &axum::Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        content_type,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
 }
 
 fn body(request: Request<http_body_util::Full<Bytes>>) -> Request<Body> {
