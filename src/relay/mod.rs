@@ -23,6 +23,7 @@
 //! own handlers, see [`crate::axum`].
 
 pub mod broker;
+pub mod callback;
 pub mod config;
 pub mod consume;
 pub mod http;

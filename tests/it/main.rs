@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[cfg(feature = "relay")]
+mod callback;
+#[cfg(feature = "relay")]
 mod cli;
 mod payloads;
 mod properties;
