@@ -119,6 +119,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with("listen", "127.0.0.1:0")
         .with("amqp_url", args.amqp_url.as_str())
         .with("exchange_prefix", prefix.as_str())
+        .with(
+            "data_dir",
+            std::env::temp_dir()
+                .join(format!("{prefix}data"))
+                .display()
+                .to_string(),
+        )
         .with_domain(format!("{DOMAIN}=file:{}", secret_path.display()));
     let config = RelayConfig::load(&overrides)?;
     std::fs::remove_file(&secret_path)?;

@@ -40,6 +40,9 @@ enum Command {
     /// Bind a private queue to the webhook exchange for a domain and print each message
     /// received as one JSON line (acknowledged once printed).
     Consume(cli::consume::ConsumeArgs),
+    /// Create or show a callback in the callback store (the configuration of `serve`).
+    #[command(subcommand)]
+    Callback(cli::callback::CallbackCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::serve(args),
         Command::Send(args) => cli::send::send(&args),
         Command::Consume(args) => cli::consume::consume(args),
+        Command::Callback(command) => cli::callback::callback(command),
     });
     result.unwrap_or_else(|message| {
         eprintln!("error: {message}");

@@ -1,5 +1,6 @@
 //! The subcommands' bodies, and what they share: reading the secret and the body.
 
+pub mod callback;
 pub mod consume;
 pub mod send;
 pub mod serve;
@@ -9,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use powens_webhooks::Secret;
-use powens_webhooks::relay::config::AmqpUrl;
+use powens_webhooks::relay::config::url_has_password;
 
 /// Environment variable holding the webhook secret for `sign`, `verify` and `send`.
 pub const SECRET_ENV: &str = "POWENS_WEBHOOK_SECRET";
@@ -17,25 +18,31 @@ pub const SECRET_ENV: &str = "POWENS_WEBHOOK_SECRET";
 /// A failure to run a command at all (exit 2), as opposed to an invalid signature.
 pub type Fatal = String;
 
-/// Refuses an `--amqp-url` flag that carries a password: the command line is visible to
-/// every local user (`ps`, `/proc`). The environment variable and the file are not.
+/// Refuses a flag whose URL carries a password (`--amqp-url`, `--callback-store`): the
+/// command line is visible to every local user (`ps`, `/proc`). The environment variable
+/// and the file are not.
 pub fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fatal> {
-    let Some((_, sub)) = matches.subcommand() else {
-        return Ok(());
-    };
-    let from_flag = sub
-        .try_get_one::<String>("amqp_url")
-        .ok()
-        .flatten()
-        .filter(|_| sub.value_source("amqp_url") == Some(clap::parser::ValueSource::CommandLine));
-    match from_flag {
-        Some(url) if AmqpUrl::parse(url).is_ok_and(|u| u.has_password()) => Err(
-            "--amqp-url holds a password, which every local user can read on the command line: \
-             set POWENS_RELAY_AMQP_URL (or amqp_url in the configuration file) instead"
-                .into(),
-        ),
-        _ => Ok(()),
+    let mut current = matches;
+    while let Some((_, sub)) = current.subcommand() {
+        for (flag, key) in [
+            ("--amqp-url", "amqp_url"),
+            ("--callback-store", "callback_store"),
+        ] {
+            let from_flag =
+                sub.try_get_one::<String>(key).ok().flatten().filter(|_| {
+                    sub.value_source(key) == Some(clap::parser::ValueSource::CommandLine)
+                });
+            if from_flag.is_some_and(|url| url_has_password(url)) {
+                let variable = format!("POWENS_RELAY_{}", key.to_ascii_uppercase());
+                return Err(format!(
+                    "{flag} holds a password, which every local user can read on the command \
+                     line: set {variable} (or {key} in the configuration file) instead"
+                ));
+            }
+        }
+        current = sub;
     }
+    Ok(())
 }
 
 /// A Tokio runtime for the commands that need one.

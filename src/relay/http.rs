@@ -10,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
+use super::callback::store::CallbackStore;
 use super::config::RelayConfig;
+use super::listener::{self, Listener};
 use super::ops::{self, Metrics, Outcome, Reason};
 use super::publish::{Outgoing, PublishError, Publisher};
+use crate::amq::TealExchange;
 use crate::axum::{VerifiedPowensWebhook, WebhookConfig, WebhookRejection, plain_text};
 use crate::message::TealMessage;
 
@@ -31,6 +34,7 @@ pub struct AppState {
     exchange: Arc<str>,
     publisher: Arc<dyn Publisher>,
     metrics: Arc<Metrics>,
+    listener: Option<Arc<Listener>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,7 +63,33 @@ impl AppState {
             exchange: config.webhook_exchange().into(),
             publisher,
             metrics: Arc::new(Metrics::default()),
+            listener: None,
         }
+    }
+
+    /// Serves the listener's routes too (`/callback`, `/errback`, `/raw-callback`,
+    /// `/openid-ciba-callback`), reading callbacks from `store`; without this they
+    /// answer 404.
+    #[must_use]
+    pub fn with_listener(mut self, config: &RelayConfig, store: Arc<dyn CallbackStore>) -> Self {
+        let exchanges = config.exchanges();
+        self.listener = Some(Arc::new(Listener {
+            store,
+            public_url: config.public_url().clone(),
+            one_shot: config.callback_one_shot(),
+            fallback_hosts: config.redirect_fallback_hosts().to_vec(),
+            callbacks_exchange: exchanges.name(TealExchange::Callbacks),
+            ciba_exchange: exchanges.name(TealExchange::OpenIdCibaCallbacks),
+        }));
+        self
+    }
+
+    pub(crate) fn listener(&self) -> Option<&Listener> {
+        self.listener.as_deref()
+    }
+
+    pub(crate) fn publisher(&self) -> &dyn Publisher {
+        self.publisher.as_ref()
     }
 }
 
@@ -71,14 +101,29 @@ impl AppState {
 /// an application serving this router itself should set its own.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/powens-webhook/{domain}/{event}", post(webhook))
+        .route("/callback", get(listener::callback))
+        .route("/errback", get(listener::callback))
+        .route("/raw-callback", get(listener::raw_callback))
+        .route("/openid-ciba-callback", post(listener::ciba))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(metrics, ops::track))
+        .layer(axum::middleware::from_fn_with_state(metrics, ops::track));
+    // TeaL's `&` quirk is a rewrite of the URI, so it comes before routing.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::map_request(
+            |mut request: Request| async move {
+                if let Some(uri) = listener::fix_ampersand(request.uri()) {
+                    *request.uri_mut() = uri;
+                }
+                request
+            },
+        ))
 }
 
 /// A refusal: a status, a one-line `text/plain` reason, and the outcome label.

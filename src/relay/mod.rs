@@ -27,6 +27,7 @@ pub mod callback;
 pub mod config;
 pub mod consume;
 pub mod http;
+mod listener;
 mod ops;
 pub mod publish;
 pub mod send;
@@ -61,6 +62,9 @@ pub enum RelayError {
     /// The broker could not be reached or set up.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The callback store could not be opened.
+    #[error(transparent)]
+    Store(#[from] callback::store::StoreError),
 }
 
 /// A relay bound to its address, its publisher connected, ready to [`run`](Relay::run).
@@ -143,7 +147,7 @@ impl Relay {
                 let publisher = AmqpPublisher::connect(AmqpSettings {
                     broker: Broker::new(url.clone()).with_connect_timeout(config.connect_timeout()),
                     exchanges: config.exchanges().clone(),
-                    declare: vec![TealExchange::PowensDomainWebhooks],
+                    declare: TealExchange::ALL.to_vec(),
                     unroutable: config.unroutable(),
                     publish_timeout: config.publish_timeout(),
                     reconnect_max_delay: config.reconnect_max_delay(),
@@ -174,7 +178,8 @@ impl Relay {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| RelayError::Bind { addr, source })?;
-        let state = http::AppState::new(config, publisher.clone());
+        let store = config.store().open().await?;
+        let state = http::AppState::new(config, publisher.clone()).with_listener(config, store);
         let secrets = SecretsReloader {
             config: Arc::new(config.clone()),
         };

@@ -172,6 +172,10 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let is_webhook = route.starts_with("/powens-webhook/");
+    let listener = matches!(
+        route.as_str(),
+        "/callback" | "/errback" | "/raw-callback" | "/openid-ciba-callback"
+    );
     let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
     if is_webhook {
         metrics.in_flight.inc();
@@ -209,7 +213,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
             .extensions()
             .get::<SignedOver>()
             .map(|s| s.as_str());
-        if !is_webhook {
+        if !is_webhook && !listener {
             tracing::debug!(status, micros, "request handled");
         } else if response.status().is_server_error() {
             tracing::warn!(
@@ -217,7 +221,8 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
                 outcome = outcome.label(),
                 reason,
                 micros,
-                "webhook handled"
+                "{} handled",
+                if is_webhook { "webhook" } else { "callback" }
             );
         } else {
             tracing::info!(
@@ -226,7 +231,8 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
                 reason,
                 signed_over,
                 micros,
-                "webhook handled"
+                "{} handled",
+                if is_webhook { "webhook" } else { "callback" }
             );
         }
     });

@@ -50,3 +50,9 @@ pub async fn call(app: &axum::Router, request: http::Request<axum::body::Body>) 
         body: String::from_utf8(body.to_vec()).unwrap(),
     }
 }
+
+/// The directory the relay processes started by tests keep their embedded callback
+/// store in, rather than `powens-relay/` in the working directory (the repository).
+pub fn test_data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("powens-relay-tests-{}", std::process::id()))
+}

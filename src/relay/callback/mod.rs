@@ -8,6 +8,7 @@ mod ciba;
 mod query;
 mod redirect;
 mod state;
+pub mod store;
 
 pub use ciba::{CibaNotification, InvalidPayload};
 pub use query::{FullUrl, FullUrlError, MAX_PARAMS, Query, QueryError, split_ampersand};

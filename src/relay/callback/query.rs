@@ -200,30 +200,31 @@ mod tests {
                 .state,
             None
         );
-        for elsewhere in [
-            "https://evil.example.org/teal/callback?state=s",
-            "http://listener.example.org/teal/callback?state=s",
-            "https://listener.example.org:8443/teal/callback?state=s",
-            "https://listener.example.org/other/callback?state=s",
-            "https://listener.example.org.evil.org/teal/callback?state=s",
-        ] {
-            assert_eq!(
-                FullUrl::parse(elsewhere, &public),
-                Err(FullUrlError::Elsewhere),
-                "{elsewhere}"
-            );
-        }
-        for invalid in [
-            "",
-            "callback?state=s",
-            "javascript:alert(1)",
-            "ftp://listener.example.org/teal/",
-        ] {
-            assert_eq!(
-                FullUrl::parse(invalid, &public),
-                Err(FullUrlError::Invalid),
-                "{invalid}"
-            );
+        let refused = [
+            (
+                FullUrlError::Elsewhere,
+                &[
+                    "https://evil.example.org/teal/callback?state=s",
+                    "http://listener.example.org/teal/callback?state=s",
+                    "https://listener.example.org:8443/teal/callback?state=s",
+                    "https://listener.example.org/other/callback?state=s",
+                    "https://listener.example.org.evil.org/teal/callback?state=s",
+                ][..],
+            ),
+            (
+                FullUrlError::Invalid,
+                &[
+                    "",
+                    "callback?state=s",
+                    "javascript:alert(1)",
+                    "ftp://listener.example.org/teal/",
+                ],
+            ),
+        ];
+        for (error, texts) in refused {
+            for text in texts {
+                assert_eq!(FullUrl::parse(text, &public), Err(error), "{text}");
+            }
         }
         assert_eq!(
             FullUrl::parse(

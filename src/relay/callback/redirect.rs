@@ -38,6 +38,14 @@ fn digit(c: u8) -> Option<u32> {
         .and_then(|i| u32::try_from(i).ok())
 }
 
+/// The entry of `table` that the first character of `rest` numbers, and what follows.
+fn pick<'r>(rest: &'r [u8], table: &[(u32, &'static str)]) -> Option<(&'static str, &'r [u8])> {
+    let (&c, rest) = rest.split_first()?;
+    let index = digit(c)?;
+    let (_, value) = table.iter().find(|(i, _)| *i == index)?;
+    Some((value, rest))
+}
+
 /// Decodes a Powens packed state; `None` when it is not one.
 pub fn decode_packed(state: &str) -> Option<FallbackRedirect> {
     let rest = state.strip_prefix("B1")?.as_bytes();
@@ -65,20 +73,14 @@ pub fn decode_packed(state: &str) -> Option<FallbackRedirect> {
         0x03 => Some(DEFAULT_NONSTANDARD_PORT),
         _ => None,
     };
-    let (&suffix_char, rest) = rest.split_first()?;
-    let suffix = match digit(suffix_char)? {
-        0 => "",
-        2 => "-sandbox.biapi.pro",
-        3 => ".biapi.pro",
-        _ => return None,
-    };
-    let (&path_char, rest) = rest.split_first()?;
-    let path = match digit(path_char)? {
-        1 => "/",
-        2 => "/webauth/resume",
-        3 => "/2.0/webauth/resume",
-        _ => return None,
-    };
+    let (suffix, rest) = pick(
+        rest,
+        &[(0, ""), (2, "-sandbox.biapi.pro"), (3, ".biapi.pro")],
+    )?;
+    let (path, rest) = pick(
+        rest,
+        &[(1, "/"), (2, "/webauth/resume"), (3, "/2.0/webauth/resume")],
+    )?;
     let rest = std::str::from_utf8(rest).ok()?;
     let (host, inner_state) = match rest.split_once('_') {
         Some((host, state)) => (host, Some(state)),
@@ -260,19 +262,21 @@ mod tests {
         assert_eq!(fallback("B1033budgea", &[]), None);
         let redirect = fallback("B1033budgea_st", &allowed).unwrap();
         let callback = Query::parse("code=c1&state=B1033budgea_st&x=from-callback").unwrap();
-        let url = final_url(&redirect.url, &callback, true);
-        assert_eq!(
-            url.as_str(),
-            "https://budgea.biapi.pro/2.0/webauth/resume?code=c1&x=from-callback&state=st&auth_type=web"
-        );
-        let url = final_url(
-            &Url::parse("https://a.example/r?x=final").unwrap(),
-            &callback,
-            false,
-        );
-        assert_eq!(
-            url.as_str(),
-            "https://a.example/r?code=c1&x=final&auth_type=app"
-        );
+        let other = Url::parse("https://a.example/r?x=final").unwrap();
+        let cases = [
+            (
+                &redirect.url,
+                true,
+                "https://budgea.biapi.pro/2.0/webauth/resume?code=c1&x=from-callback&state=st&auth_type=web",
+            ),
+            (
+                &other,
+                false,
+                "https://a.example/r?code=c1&x=final&auth_type=app",
+            ),
+        ];
+        for (target, referer, expected) in cases {
+            assert_eq!(final_url(target, &callback, referer).as_str(), expected);
+        }
     }
 }

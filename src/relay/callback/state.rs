@@ -29,6 +29,9 @@ pub enum StateError {
     /// A control character (a newline, a NUL…): no client creates such a state.
     #[error("the state holds a control character")]
     ControlCharacter,
+    /// No callback is known for the state (or it expired, or was used once already).
+    #[error("Unknown state")]
+    Unknown,
 }
 
 impl CallbackState {
@@ -89,6 +92,21 @@ pub struct CallbackRecord {
 }
 
 impl CallbackRecord {
+    /// A record expiring at `expires_at`, kept to the microsecond as TeaL writes it (so
+    /// that what is read back equals what was written).
+    pub fn new(
+        expires_at: DateTime<Utc>,
+        final_redirect_url: Option<Url>,
+        with_fragment: bool,
+    ) -> Self {
+        let micros = expires_at.timestamp_micros();
+        Self {
+            expires_at: Some(DateTime::from_timestamp_micros(micros).unwrap_or(expires_at)),
+            final_redirect_url,
+            with_fragment,
+        }
+    }
+
     /// Whether the callback has expired at `now` (TeaL: `now >= expires_at`).
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|end| now >= end)

@@ -175,6 +175,46 @@ pub const KEYS: &[Key] = &[
         help: "Largest request line and headers; more gets 431.",
     },
     Key {
+        name: "callback_store",
+        kind: Kind::Credential,
+        default: Some("embedded"),
+        value_name: "STORE",
+        help: "Where callbacks live: embedded (an SQLite file under data_dir, shared by the \
+               processes of one host) or a redis:// URL (TeaL's keys, for several hosts).",
+    },
+    Key {
+        name: "data_dir",
+        kind: Kind::Text,
+        default: Some("powens-relay"),
+        value_name: "DIR",
+        help: "Directory of the embedded callback store (created if needed).",
+    },
+    Key {
+        name: "public_url",
+        kind: Kind::Text,
+        default: None,
+        value_name: "URL",
+        help: "The listener's public base URL, e.g. https://hooks.example.com/teal/: \
+               callback URLs are built on it, and a raw-callback's full_url must point \
+               under it. Without it, http:// and the listen address.",
+    },
+    Key {
+        name: "callback_one_shot",
+        kind: Kind::Bool,
+        default: Some("false"),
+        value_name: "BOOL",
+        help: "Each callback state is used once; a replay gets 400 (TeaL: replayable until \
+               it expires).",
+    },
+    Key {
+        name: "redirect_fallback_hosts",
+        kind: Kind::Text,
+        default: Some(""),
+        value_name: "HOSTS",
+        help: "Comma-separated hosts that a state unknown to the store may redirect to, \
+               decoded from the state itself (TeaL's POWENS_REDIRECT_FALLBACK); empty: off.",
+    },
+    Key {
         name: "log_format",
         kind: Kind::Choice(&["text", "json"]),
         default: Some("text"),

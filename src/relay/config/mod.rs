@@ -2,6 +2,7 @@
 //! `POWENS_RELAY_*` environment variables, validated as a whole before anything starts.
 //! Every key is defined once, in [`keys::KEYS`].
 
+mod accessors;
 mod domains;
 pub mod keys;
 mod overrides;
@@ -17,10 +18,12 @@ use domains::{FileDomain, Mode, SecretRefs};
 use keys::Value;
 pub use overrides::Overrides;
 use read::{FileConfig, Reader, check_exchange_prefix, parse_toml, read_file};
-pub use values::{AmqpUrl, AmqpUrlError, SecretRef, SecretRefError, redact_url};
+pub use values::{AmqpUrl, AmqpUrlError, SecretRef, SecretRefError, redact_url, url_has_password};
+
+use url::Url;
 
 use super::broker::Exchanges;
-use crate::amq::TealExchange;
+use super::callback::store::StoreSpec;
 use crate::axum::{DomainPolicy, WebhookConfig, check_path_prefix};
 use crate::verify::FreshnessWindow;
 
@@ -63,6 +66,10 @@ pub struct RelayConfig {
     max_header_bytes: usize,
     log_format: LogFormat,
     secret_refs: SecretRefs,
+    store: StoreSpec,
+    public_url: Url,
+    callback_one_shot: bool,
+    redirect_fallback_hosts: Vec<String>,
 }
 
 /// One thing wrong with the configuration, naming its key.
@@ -121,6 +128,34 @@ impl RelayConfig {
             None => (FileConfig::default(), Vec::new()),
         };
         Self::build(file, overrides)
+    }
+
+    /// Only the callback store's keys (`callback_store`, `data_dir`), for
+    /// `powens-relay callback`: the rest of the configuration is neither needed nor
+    /// checked (unknown file keys are still refused).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] listing every invalid key.
+    pub fn load_store(overrides: &Overrides) -> Result<StoreSpec, ConfigError> {
+        let (file, problems) = match overrides.config() {
+            Some(path) => read_file(path)?,
+            None => (FileConfig::default(), Vec::new()),
+        };
+        let mut r = Reader {
+            file,
+            overrides,
+            problems,
+        };
+        let data_dir = std::path::PathBuf::from(r.text("data_dir"));
+        let store = StoreSpec::parse(&r.text("callback_store"), &data_dir)
+            .map_err(|e| r.problem("callback_store", e.to_string()))
+            .ok();
+        match store {
+            Some(store) if r.problems.is_empty() => Ok(store),
+            _ => Err(ConfigError::Invalid {
+                problems: r.problems,
+            }),
+        }
     }
 
     /// Parses a TOML document (as a file's content) and applies `overrides`.
@@ -185,6 +220,21 @@ impl RelayConfig {
             "json" => LogFormat::Json,
             _ => LogFormat::Text,
         };
+        let data_dir = std::path::PathBuf::from(r.text("data_dir"));
+        let store = StoreSpec::parse(&r.text("callback_store"), &data_dir).unwrap_or_else(|e| {
+            r.problem("callback_store", e.to_string());
+            StoreSpec::Embedded(data_dir)
+        });
+        let public_url = read::public_url(&r.text("public_url"), listen).unwrap_or_else(|m| {
+            r.problem("public_url", m);
+            read::default_public_url(listen)
+        });
+        let callback_one_shot = matches!(r.value("callback_one_shot"), Some(Value::Bool(true)));
+        let redirect_fallback_hosts = read::hosts(&r.text("redirect_fallback_hosts"))
+            .unwrap_or_else(|m| {
+                r.problem("redirect_fallback_hosts", m);
+                Vec::new()
+            });
         let file_domains = std::mem::take(&mut r.file.domains);
         let mut problem = |key: &str, message: String| r.problem(key, message);
         let (domains, secret_refs) =
@@ -227,6 +277,10 @@ impl RelayConfig {
             max_header_bytes,
             log_format,
             secret_refs,
+            store,
+            public_url,
+            callback_one_shot,
+            redirect_fallback_hosts,
         })
     }
 
@@ -266,83 +320,6 @@ impl RelayConfig {
         let count = domains.len();
         self.webhooks.set_domains(domains);
         Ok(count)
-    }
-
-    /// Uses the broker at `url` (tests and embedding).
-    #[must_use]
-    pub fn with_amqp_url(mut self, url: AmqpUrl) -> Self {
-        self.amqp_url = Some(url);
-        self
-    }
-
-    /// The address to listen on.
-    pub fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-
-    /// The broker; `None` writes messages to standard output.
-    pub fn amqp_url(&self) -> Option<&AmqpUrl> {
-        self.amqp_url.as_ref()
-    }
-
-    /// How the exchanges are named and declared.
-    pub fn exchanges(&self) -> &Exchanges {
-        &self.exchanges
-    }
-
-    /// The name of the exchange webhooks are published on.
-    pub fn webhook_exchange(&self) -> String {
-        self.exchanges.name(TealExchange::PowensDomainWebhooks)
-    }
-
-    /// The answer to an unroutable message.
-    pub fn unroutable(&self) -> Unroutable {
-        self.unroutable
-    }
-
-    /// The webhook pipeline's configuration: domains, limits, path prefix.
-    pub fn webhooks(&self) -> &WebhookConfig {
-        &self.webhooks
-    }
-
-    /// How long a publish may wait for the broker's confirm.
-    pub fn publish_timeout(&self) -> Duration {
-        self.publish_timeout
-    }
-
-    /// How long one attempt to connect to the broker may take.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// The longest wait between two reconnection attempts.
-    pub fn reconnect_max_delay(&self) -> Duration {
-        self.reconnect_max_delay
-    }
-
-    /// Most webhook requests handled at once.
-    pub fn max_in_flight(&self) -> usize {
-        self.max_in_flight
-    }
-
-    /// Most open client connections.
-    pub fn max_connections(&self) -> usize {
-        self.max_connections
-    }
-
-    /// How long a request head (and, separately, a body) may take to arrive.
-    pub fn read_timeout(&self) -> Duration {
-        self.read_timeout
-    }
-
-    /// Largest request head, in bytes.
-    pub fn max_header_bytes(&self) -> usize {
-        self.max_header_bytes
-    }
-
-    /// The log format.
-    pub fn log_format(&self) -> LogFormat {
-        self.log_format
     }
 }
 

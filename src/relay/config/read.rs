@@ -180,3 +180,48 @@ pub(super) fn parse_toml(
     }
     Ok((file, problems))
 }
+
+/// `public_url`, or `http://` and the listen address when empty: an http(s) URL with no
+/// query or fragment, its path ending with `/` (as TeaL normalises `LISTENER_URL`).
+pub(super) fn public_url(text: &str, listen: std::net::SocketAddr) -> Result<url::Url, String> {
+    if text.is_empty() {
+        return Ok(default_public_url(listen));
+    }
+    let mut url =
+        url::Url::parse(text).map_err(|_| "must be an http:// or https:// URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not hold a user or password".into());
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// `http://<listen>/`.
+pub(super) fn default_public_url(listen: std::net::SocketAddr) -> url::Url {
+    url::Url::parse(&format!("http://{listen}/"))
+        .unwrap_or_else(|_| unreachable!("a socket address makes a valid URL"))
+}
+
+/// A comma-separated list of host names, lower-cased.
+pub(super) fn hosts(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let plain = h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+            plain.then(|| h.to_ascii_lowercase()).ok_or_else(|| {
+                "must be host names (letters, digits, - and .), separated by commas".to_owned()
+            })
+        })
+        .collect()
+}

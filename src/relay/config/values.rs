@@ -103,14 +103,7 @@ impl AmqpUrl {
     /// Whether the URL spells out a (non-empty) password. Without one, the broker's
     /// default `guest` credentials apply.
     pub fn has_password(&self) -> bool {
-        // The parsed URI cannot tell: without userinfo it holds the default `guest`.
-        self.text
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-            .and_then(|authority| authority.rsplit_once('@'))
-            .is_some_and(|(userinfo, _)| {
-                userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty())
-            })
+        url_has_password(&self.text)
     }
 
     /// The URL as given (password included): only for connecting.
@@ -123,6 +116,15 @@ impl fmt::Display for AmqpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&redact_url(&self.text))
     }
+}
+
+/// Whether the URL `text` spells out a (non-empty) password in its user information.
+/// Read from the text itself: a parsed AMQP URI holds the default `guest` password.
+pub fn url_has_password(text: &str) -> bool {
+    text.split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()))
 }
 
 /// The one way a URL from the configuration is printed (errors, logs, `Debug`): its

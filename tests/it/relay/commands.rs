@@ -8,7 +8,9 @@ use powens_webhooks::{PowensWebhookMessage, TealMessage};
 use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, unique};
 
 fn relay() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_powens-relay"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_powens-relay"));
+    command.env("POWENS_RELAY_DATA_DIR", crate::test_data_dir());
+    command
 }
 
 /// `send URL` with `body` on stdin and `secret` in the environment.

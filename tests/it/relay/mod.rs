@@ -1,15 +1,18 @@
 //! The relay: router tests with an in-memory publisher, end-to-end tests against the
 //! real RabbitMQ on 127.0.0.1:5672, and graceful shutdown of the binary.
 
+mod callbacks_e2e;
 mod commands;
 mod consume;
 mod e2e;
 mod faults;
 mod hostile;
+mod listener;
 mod proxy;
 mod router;
 mod secrets;
 mod shutdown;
+mod store;
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -64,7 +67,13 @@ pub fn secret_file(secret: &str) -> PathBuf {
 /// A configuration from TOML text (secrets as `file:` references), listening on port 0.
 pub fn config(toml: &str) -> RelayConfig {
     let overrides = Overrides::new().with("listen", "127.0.0.1:0");
-    RelayConfig::from_toml(toml, &overrides).unwrap()
+    // The embedded store out of the repository, unless the test picks its own.
+    let data_dir = if toml.contains("data_dir") {
+        String::new()
+    } else {
+        format!("data_dir = {:?}\n", crate::test_data_dir())
+    };
+    RelayConfig::from_toml(&format!("{data_dir}{toml}"), &overrides).unwrap()
 }
 
 /// `[domains."<domain>"]` in verify mode with `secret`.
@@ -138,6 +147,7 @@ impl Serve {
     pub fn spawn_with(env: &[(&str, &str)], stdout: std::process::Stdio) -> Self {
         use std::io::{BufRead, BufReader};
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_powens-relay"));
+        command.env("POWENS_RELAY_DATA_DIR", crate::test_data_dir());
         command
             .arg("serve")
             .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")

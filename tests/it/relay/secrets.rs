@@ -73,6 +73,7 @@ fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_powens-relay"))
         .args(args)
         .env_remove("POWENS_RELAY_AMQP_URL")
+        .env("POWENS_RELAY_DATA_DIR", crate::test_data_dir())
         .env("RUST_LOG", "debug")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())

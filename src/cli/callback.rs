@@ -1,0 +1,104 @@
+//! `callback create` and `callback show`: the callback store, for operators and tests.
+
+use std::process::ExitCode;
+
+use chrono::{TimeDelta, Utc};
+use powens_webhooks::relay::callback::store::Lookup;
+use powens_webhooks::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
+use powens_webhooks::relay::config::{Overrides, RelayConfig};
+use url::Url;
+
+use super::{Fatal, runtime};
+
+/// `callback`'s subcommands; the store comes from the same configuration as `serve`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CallbackCommand {
+    /// Create (or replace) the callback of a state, as a client does on the dispatcher.
+    Create {
+        /// The state the browser will bring back.
+        #[arg(long)]
+        state: String,
+        /// Seconds until it expires: at least 10, at most 7 days (TeaL's limits).
+        #[arg(long, value_name = "SECS")]
+        expires_in: u64,
+        /// Where to send the browser once the callback is published (302); without
+        /// it, the browser gets 204.
+        #[arg(long, value_name = "URL")]
+        final_redirect_url: Option<String>,
+        /// Show the fragment page first, so that the URL's fragment is published too.
+        #[arg(long)]
+        with_fragment: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Print the callback of a state as TeaL's JSON (exit 1 if there is none).
+    Show {
+        /// The state.
+        #[arg(long)]
+        state: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+/// Runs a `callback` subcommand.
+pub fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
+    match command {
+        CallbackCommand::Create {
+            state,
+            expires_in,
+            final_redirect_url,
+            with_fragment,
+            overrides,
+        } => {
+            let state = CallbackState::parse(&state).map_err(|e| format!("--state: {e}"))?;
+            let final_redirect_url = final_redirect_url
+                .map(|u| {
+                    Url::parse(&u)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https"))
+                        .ok_or("--final-redirect-url must be an http:// or https:// URL")
+                })
+                .transpose()?;
+            let now = Utc::now();
+            let expires_at = i64::try_from(expires_in)
+                .ok()
+                .and_then(TimeDelta::try_seconds)
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or("--expires-in is too large")?;
+            check_lifetime(expires_at, now).map_err(|e| format!("--expires-in: {e}"))?;
+            let record = CallbackRecord::new(expires_at, final_redirect_url, with_fragment);
+            let spec = RelayConfig::load_store(&overrides).map_err(|e| e.to_string())?;
+            runtime()?.block_on(async {
+                let store = spec.open().await.map_err(|e| e.to_string())?;
+                store
+                    .put(&state, &record)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{}", record.to_json());
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        CallbackCommand::Show { state, overrides } => {
+            let state = CallbackState::parse(&state).map_err(|e| format!("--state: {e}"))?;
+            let spec = RelayConfig::load_store(&overrides).map_err(|e| e.to_string())?;
+            runtime()?.block_on(async {
+                let store = spec.open().await.map_err(|e| e.to_string())?;
+                match store
+                    .read(&state, Lookup::get(Utc::now()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(record) => {
+                        println!("{}", record.to_json());
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    None => {
+                        eprintln!("no callback for this state (unknown or expired)");
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            })
+        }
+    }
+}

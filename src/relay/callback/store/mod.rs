@@ -1,0 +1,167 @@
+//! Where callbacks live between their creation (a client, `powens-relay callback
+//! create`, the dispatcher) and the browser's return: embedded by default, or Redis.
+//!
+//! - **Embedded**: an SQLite file, `callbacks.sqlite3` under `data_dir`. It survives a
+//!   restart and needs no server, and several processes on one host may share it (the
+//!   dispatcher writes, the listener reads): SQLite locks the file for each write, which
+//!   single-process stores such as sled or redb do not allow.
+//! - **Redis** (`callback_store = "redis://…"`): TeaL's layout, so that a mixed
+//!   deployment works — key `callback_<state>`, value TeaL's JSON — and, unlike TeaL, a
+//!   TTL matching `expires_at`, so that nothing is left behind.
+//!
+//! Both read an expired callback as unknown and delete it, as TeaL does.
+
+mod embedded;
+mod redis;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+
+pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
+
+use super::state::{CallbackRecord, CallbackState};
+
+/// The embedded store's file, under `data_dir`.
+pub const EMBEDDED_FILE: &str = "callbacks.sqlite3";
+
+/// An error of the store's backend, as text: which crate reported it is not part of this
+/// crate's API.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BackendError {
+    pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(error))
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The embedded store's file cannot be opened or created.
+    #[error("cannot open the callback store {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: BackendError,
+    },
+    /// Redis cannot be reached.
+    #[error("cannot connect to the callback store at {url}: {source}")]
+    Connect {
+        /// Redis, without its password.
+        url: String,
+        /// What failed.
+        source: BackendError,
+    },
+    /// A read or write failed.
+    #[error("the callback store failed: {0}")]
+    Backend(#[source] BackendError),
+}
+
+/// How a record is read: at which instant (expired records are unknown), and whether
+/// it is deleted as it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    /// The instant the record must be live at.
+    pub now: DateTime<Utc>,
+    /// Deleted in the same step: a one-shot state is used once, even by two requests at
+    /// the same instant.
+    pub take: bool,
+}
+
+impl Lookup {
+    /// Read at `now`, left in the store (TeaL's replayable states).
+    pub fn get(now: DateTime<Utc>) -> Self {
+        Self { now, take: false }
+    }
+
+    /// Read at `now` and deleted.
+    pub fn take(now: DateTime<Utc>) -> Self {
+        Self { now, take: true }
+    }
+}
+
+/// A callback store.
+pub trait CallbackStore: Send + Sync + 'static {
+    /// The record of `state`, read as `lookup` says; `None` when it is unknown,
+    /// unreadable or expired (an expired one is deleted).
+    fn read<'a>(
+        &'a self,
+        state: &'a CallbackState,
+        lookup: Lookup,
+    ) -> BoxFuture<'a, Result<Option<CallbackRecord>, StoreError>>;
+
+    /// Writes the record of `state`, replacing any (as TeaL); it expires at its
+    /// `expires_at`.
+    fn put<'a>(
+        &'a self,
+        state: &'a CallbackState,
+        record: &'a CallbackRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl std::fmt::Debug for dyn CallbackStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackStore")
+    }
+}
+
+/// Which store, as configured: `callback_store` empty or `embedded` for the embedded
+/// store under `data_dir`, or a `redis://` / `rediss://` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// The SQLite file under this directory.
+    Embedded(PathBuf),
+    /// Redis at this URL (it may hold a password: `Debug` hides it).
+    Redis(String),
+}
+
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded(dir) => write!(f, "Embedded({})", dir.display()),
+            Self::Redis(url) => write!(f, "Redis({})", crate::relay::config::redact_url(url)),
+        }
+    }
+}
+
+/// Why `callback_store` is refused. Never quotes it: it may hold a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be empty, embedded, or a redis:// or rediss:// URL")]
+pub struct StoreSpecError;
+
+impl StoreSpec {
+    /// Reads `callback_store` (with `data_dir` for the embedded store).
+    ///
+    /// # Errors
+    /// [`StoreSpecError`].
+    pub fn parse(text: &str, data_dir: &Path) -> Result<Self, StoreSpecError> {
+        match text {
+            "" | "embedded" => Ok(Self::Embedded(data_dir.to_owned())),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                ::redis::Client::open(url).map_err(|_| StoreSpecError)?;
+                Ok(Self::Redis(url.to_owned()))
+            }
+            _ => Err(StoreSpecError),
+        }
+    }
+
+    /// Opens the store: creates the embedded file (and `data_dir`) if needed, or
+    /// connects to Redis.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] or [`StoreError::Connect`].
+    pub async fn open(&self) -> Result<Arc<dyn CallbackStore>, StoreError> {
+        Ok(match self {
+            Self::Embedded(dir) => Arc::new(EmbeddedStore::open(&dir.join(EMBEDDED_FILE))?),
+            Self::Redis(url) => Arc::new(RedisStore::connect(url).await?),
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! TeaL's listener routes beside the webhook route: `GET /callback` and `/errback` (the
+//! end of a Powens webview), `GET /raw-callback?full_url=…` (the fragment page's
+//! return), `POST /openid-ciba-callback` (CIBA ping and push). Each publishes TeaL's
+//! message and answers the browser (204 or 302) or the provider (204) only once the
+//! broker confirmed it; otherwise 503.
+
+// A refusal is the response itself, as axum handlers return it: its size (one
+// `http::Response`) is moved once per request.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use super::callback::store::{CallbackStore, Lookup};
+use super::callback::{
+    CallbackRecord, CallbackState, CibaNotification, FullUrl, Query, StateError, fallback,
+    final_url, split_ampersand,
+};
+use super::http::AppState;
+use super::ops::{Outcome, Reason};
+use super::publish::{Outgoing, PublishError};
+use crate::axum::plain_text;
+use crate::headers::BearerToken;
+use crate::message::{CallbackMessage, TealMessage};
+use crate::time::IsoDateTime;
+
+/// The fragment page: sends the browser, fragment included, to `raw-callback` (relative
+/// to the page, so that it works behind a path prefix).
+const FRAGMENT_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Finishing…</title></head><body>
+<noscript>JavaScript is needed to finish: enable it and reload this page.</noscript>
+<script>location.replace("raw-callback?full_url=" + encodeURIComponent(location.href));</script>
+</body></html>
+"#;
+
+/// Largest CIBA notification body read.
+const MAX_CIBA_BODY: usize = 64 * 1024;
+/// `Retry-After` (seconds) when the broker or the store is unavailable.
+const RETRY_AFTER: u32 = 5;
+
+/// The listener's part of the relay's state.
+#[derive(Debug)]
+pub struct Listener {
+    /// Where callbacks are read.
+    pub store: Arc<dyn CallbackStore>,
+    /// The listener's public base URL (ends with `/`).
+    pub public_url: Url,
+    /// Each state used once.
+    pub one_shot: bool,
+    /// Hosts the redirect fallback may send a browser to.
+    pub fallback_hosts: Vec<String>,
+    /// `callbacks`, with the prefix.
+    pub callbacks_exchange: String,
+    /// `openid_ciba_callbacks`, with the prefix.
+    pub ciba_exchange: String,
+}
+
+/// An answer: a status, a one-line reason, and the outcome label.
+struct Answer {
+    status: StatusCode,
+    outcome: Outcome,
+    reason: String,
+    extra: Option<(header::HeaderName, HeaderValue)>,
+}
+
+impl Answer {
+    fn refuse(status: StatusCode, reason: impl Into<String>) -> Self {
+        let outcome = match status {
+            StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
+            StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+            StatusCode::NOT_FOUND => Outcome::NotFound,
+            _ => Outcome::Malformed,
+        };
+        Self {
+            status,
+            outcome,
+            reason: reason.into(),
+            extra: None,
+        }
+    }
+
+    fn bad(reason: impl ToString) -> Self {
+        Self::refuse(StatusCode::BAD_REQUEST, reason.to_string())
+    }
+
+    fn unavailable(what: &str) -> Self {
+        let mut answer = Self::refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what} is unavailable; retry later"),
+        );
+        answer.extra = Some((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER)));
+        answer
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = plain_text(self.status, &self.reason, None);
+        if let Some((name, value)) = self.extra {
+            response.headers_mut().insert(name, value);
+        }
+        response.extensions_mut().insert(self.outcome);
+        response.extensions_mut().insert(Reason(self.reason));
+        response
+    }
+}
+
+impl From<PublishError> for Answer {
+    fn from(error: PublishError) -> Self {
+        if error.is_broker_fault() {
+            tracing::error!(error = %error, "publish failed");
+        }
+        let mut answer = Self::refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}; retry later", error.public_reason()),
+        );
+        answer.extra = Some((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER)));
+        answer
+    }
+}
+
+fn listener(app: &AppState) -> Result<&Listener, Answer> {
+    app.listener()
+        .ok_or_else(|| Answer::refuse(StatusCode::NOT_FOUND, "not found"))
+}
+
+/// The listener and the request's query, for the browser routes.
+fn start<'a>(app: &'a AppState, uri: &Uri) -> Result<(&'a Listener, Query), Response> {
+    let listener = listener(app).map_err(IntoResponse::into_response)?;
+    let query = Query::parse(uri.query().unwrap_or_default())
+        .map_err(|e| Answer::bad(e).into_response())?;
+    Ok((listener, query))
+}
+
+/// Rewrites TeaL's `&` quirk before routing: `/callback&state=x` (no query) is
+/// `/callback?state=x`. Only the listener's browser routes: a webhook's path is signed
+/// as received.
+pub(crate) fn fix_ampersand(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    let browser = ["/callback&", "/errback&", "/raw-callback&"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    if !browser || uri.query().is_some_and(|q| !q.is_empty()) {
+        return None;
+    }
+    let (path, query) = split_ampersand(path, None);
+    format!("{path}?{}", query.unwrap_or_default()).parse().ok()
+}
+
+fn page(body: &'static str) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    response.extensions_mut().insert(Outcome::Served);
+    response
+}
+
+/// `GET /callback` and `GET /errback`.
+pub(crate) async fn callback(
+    State(app): State<AppState>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (listener, query) = start(&app, request.uri())?;
+    let Some(state) = query.get("state") else {
+        return Ok(page(FRAGMENT_PAGE));
+    };
+    let state = CallbackState::parse(state).map_err(|e| Answer::bad(e).into_response())?;
+    let now = Utc::now();
+    let found = resolve(listener, &state, &query, request.headers(), now, false).await?;
+    if found.record.with_fragment {
+        return Ok(page(FRAGMENT_PAGE));
+    }
+    let route = request.uri().path().trim_start_matches('/');
+    let mut url = listener
+        .public_url
+        .join(route)
+        .map_err(|_| Answer::bad("the request path is not valid").into_response())?;
+    url.set_query(request.uri().query());
+    publish_callback(&app, listener, &state, found, url.as_str(), now).await
+}
+
+/// `GET /raw-callback?full_url=…`.
+pub(crate) async fn raw_callback(
+    State(app): State<AppState>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (listener, query) = start(&app, request.uri())?;
+    let full_url = query
+        .get("full_url")
+        .ok_or_else(|| Answer::bad("Missing full URL").into_response())?;
+    let full = FullUrl::parse(full_url, &listener.public_url)
+        .map_err(|e| Answer::bad(e).into_response())?;
+    let state = full
+        .state
+        .as_deref()
+        .ok_or_else(|| Answer::bad("Missing state in full URL").into_response())?;
+    let state = CallbackState::parse(state).map_err(|e| Answer::bad(e).into_response())?;
+    let callback_query = Query::parse(full.url.query().unwrap_or_default())
+        .map_err(|e| Answer::bad(e).into_response())?;
+    let now = Utc::now();
+    // with_fragment is ignored here, so that the page cannot loop.
+    let found = resolve(
+        listener,
+        &state,
+        &callback_query,
+        request.headers(),
+        now,
+        true,
+    )
+    .await?;
+    publish_callback(&app, listener, &state, found, full.url.as_str(), now).await
+}
+
+/// A state's callback, and whether it was taken from the store (one-shot).
+struct Found {
+    record: CallbackRecord,
+    taken: bool,
+}
+
+/// The record of `state`: from the store (taken when one-shot and `final`, i.e. about
+/// to be published), else from the redirect fallback, else 400 `Unknown state`.
+async fn resolve(
+    listener: &Listener,
+    state: &CallbackState,
+    query: &Query,
+    headers: &HeaderMap,
+    now: DateTime<Utc>,
+    last_step: bool,
+) -> Result<Found, Response> {
+    let unavailable = |e: super::callback::store::StoreError| {
+        tracing::error!(error = %e, "callback store failed");
+        Answer::unavailable("the callback store").into_response()
+    };
+    let stored = listener
+        .store
+        .read(state, Lookup::get(now))
+        .await
+        .map_err(unavailable)?;
+    let take = listener.one_shot
+        && stored
+            .as_ref()
+            .is_some_and(|record| last_step || !record.with_fragment);
+    let stored = if take {
+        // Taken as it is used: a replay, even simultaneous, finds nothing.
+        listener
+            .store
+            .read(state, Lookup::take(now))
+            .await
+            .map_err(unavailable)?
+    } else {
+        stored
+    };
+    if let Some(record) = stored {
+        return Ok(Found {
+            record,
+            taken: take,
+        });
+    }
+    let redirect = fallback(state.as_str(), &listener.fallback_hosts)
+        .ok_or_else(|| Answer::bad(StateError::Unknown).into_response())?;
+    let url = final_url(&redirect.url, query, headers.contains_key(header::REFERER));
+    Ok(Found {
+        record: CallbackRecord {
+            expires_at: None,
+            final_redirect_url: Some(url),
+            with_fragment: redirect.with_fragment,
+        },
+        taken: false,
+    })
+}
+
+async fn publish_callback(
+    app: &AppState,
+    listener: &Listener,
+    state: &CallbackState,
+    found: Found,
+    url: &str,
+    now: DateTime<Utc>,
+) -> Result<Response, Response> {
+    let message = CallbackMessage {
+        timestamp: IsoDateTime::naive_utc(now),
+        url: url.to_owned(),
+        state: state.as_str().to_owned(),
+    };
+    let outgoing = Outgoing {
+        exchange: listener.callbacks_exchange.clone(),
+        routing_key: message.routing_key().to_owned(),
+        message_id: None,
+        body: message.to_json(),
+    };
+    if let Err(e) = app.publisher().publish(&outgoing).await {
+        if found.taken {
+            // Not published: the state stays usable for the browser's retry.
+            if let Err(e) = listener.store.put(state, &found.record).await {
+                tracing::error!(error = %e, "a one-shot state could not be put back");
+            }
+        }
+        return Err(Answer::from(e).into_response());
+    }
+    let mut response = match found.record.final_redirect_url {
+        Some(target) => {
+            let mut response = StatusCode::FOUND.into_response();
+            let location = HeaderValue::from_str(target.as_str())
+                .map_err(|_| Answer::bad("the final redirect URL is not valid").into_response())?;
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    response.extensions_mut().insert(Outcome::Published);
+    Ok(response)
+}
+
+/// `POST /openid-ciba-callback`.
+pub(crate) async fn ciba(
+    State(app): State<AppState>,
+    request: Request,
+) -> Result<Response, Response> {
+    let listener = listener(&app).map_err(IntoResponse::into_response)?;
+    let (parts, body) = request.into_parts();
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| BearerToken::parse_authorization(v).ok())
+        .ok_or_else(|| {
+            let mut answer = Answer::refuse(StatusCode::UNAUTHORIZED, "Invalid authentication");
+            answer.extra = Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            answer.into_response()
+        })?;
+    let body = read(body).await.map_err(|a| a.into_response())?;
+    let notification =
+        CibaNotification::parse(&body).map_err(|e| Answer::bad(e).into_response())?;
+    let message = notification.to_message(&bearer, Utc::now());
+    let outgoing = Outgoing {
+        exchange: listener.ciba_exchange.clone(),
+        routing_key: message.routing_key().to_owned(),
+        message_id: None,
+        body: message.to_json(),
+    };
+    app.publisher()
+        .publish(&outgoing)
+        .await
+        .map_err(|e| Answer::from(e).into_response())?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.extensions_mut().insert(Outcome::Published);
+    Ok(response)
+}
+
+async fn read(body: Body) -> Result<axum::body::Bytes, Answer> {
+    axum::body::to_bytes(body, MAX_CIBA_BODY)
+        .await
+        .map_err(|_| Answer::refuse(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"))
+}
