@@ -568,3 +568,119 @@ async fn over_max_connections_a_new_connection_waits_for_a_free_one() {
     assert_eq!(publisher.published().len(), 1);
     drop(idle);
 }
+
+/// The listener's routes, over the same socket: hostile queries, states, `full_url`s
+/// and CIBA notifications are refused with their reason, and nothing is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_callbacks_are_refused_and_nothing_is_published() {
+    let public = "public_url = \"https://listener.example.org/\"\nmax_header_bytes = 131072";
+    let (addr, publisher) = relay(1, public).await;
+    let get =
+        |path: String| format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+    let ciba = |authorization: &str, body: &str| {
+        format!(
+            "POST /openid-ciba-callback HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\
+             {authorization}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let many = "a=1&".repeat(10_000);
+    let rows: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "10 000 parameters",
+            get(format!("/callback?{many}state=s")),
+            400,
+            "more than 256 parameters",
+        ),
+        (
+            "a 200 KiB query",
+            get(format!("/callback?state={}", "x".repeat(200 << 10))),
+            431,
+            "",
+        ),
+        (
+            "invalid UTF-8 escapes",
+            get("/callback?state=%C3%28".into()),
+            400,
+            "not UTF-8",
+        ),
+        (
+            "a state with a newline",
+            get("/callback?state=a%0Ab".into()),
+            400,
+            "control character",
+        ),
+        (
+            "a state with a NUL",
+            get("/errback&state=a%00b".into()),
+            400,
+            "control character",
+        ),
+        (
+            "an empty state",
+            get("/callback?state=".into()),
+            400,
+            "Empty state",
+        ),
+        (
+            "an unknown state",
+            get("/callback?state=nobody".into()),
+            400,
+            "Unknown state",
+        ),
+        (
+            "full_url to another host",
+            get(
+                "/raw-callback?full_url=https%3A%2F%2Fevil.example.org%2Fcallback%3Fstate%3Dx"
+                    .into(),
+            ),
+            400,
+            "does not point at this listener",
+        ),
+        (
+            "full_url not a URL",
+            get("/raw-callback?full_url=%ff%fe".into()),
+            400,
+            "not UTF-8",
+        ),
+        (
+            "CIBA without a token",
+            ciba("", r#"{"auth_req_id":"r"}"#),
+            401,
+            "Invalid authentication",
+        ),
+        (
+            "CIBA with a malformed token",
+            ciba("Authorization: Bearer a b\r\n", r#"{"auth_req_id":"r"}"#),
+            401,
+            "Invalid authentication",
+        ),
+        (
+            "CIBA, not JSON",
+            ciba("Authorization: Bearer t\r\n", "auth_req_id=r"),
+            400,
+            "Invalid payload",
+        ),
+        (
+            "CIBA, 1 MiB body",
+            ciba("Authorization: Bearer t\r\n", &"x".repeat(1 << 20)),
+            413,
+            "too large",
+        ),
+    ];
+    for (name, request, status, reason) in rows {
+        let response = exchange(addr, request.as_bytes(), b"")
+            .await
+            .unwrap_or_else(|| panic!("{name}: no response"));
+        assert_eq!(response.status, status, "{name}: {response:?}");
+        assert!(response.body.contains(reason), "{name}: {response:?}");
+        if status == 401 {
+            assert_eq!(
+                response.header("www-authenticate"),
+                Some("Bearer"),
+                "{name}"
+            );
+        }
+        assert_eq!(publisher.published(), [], "{name}: something was published");
+    }
+}

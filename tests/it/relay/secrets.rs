@@ -292,3 +292,52 @@ fn unreadable_and_multiline_secrets_never_print() {
     assert_hidden(&run(&["send", url], &env, LIMIT), &secrets, "send");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A Redis URL with a password, as the callback store: refused on the command line,
+/// never printed from the environment or the file, nor by `callback show`.
+#[test]
+fn a_redis_password_never_prints() {
+    let secrets = ["REDISS3CRET"];
+    let urls = [
+        "redis://:REDISS3CRET@127.0.0.1:1/",
+        "redis://user:REDISS3CRET@[::1]:1/0",
+        "redis://:REDISS3CRET@",
+        "rediss//:REDISS3CRET@host",
+    ];
+    let domain = [
+        "--domain",
+        "sandbox.biapi.pro=forward",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    for url in urls {
+        for format in ["text", "json"] {
+            let env = [
+                ("POWENS_RELAY_CALLBACK_STORE", url),
+                ("POWENS_RELAY_LOG_FORMAT", format),
+            ];
+            let printed = run(&[&["serve"][..], &domain].concat(), &env, LIMIT);
+            assert_hidden(&printed, &secrets, &format!("serve, env, {format}: {url}"));
+        }
+        let printed = run(
+            &[&["serve", "--callback-store", url][..], &domain].concat(),
+            &[],
+            LIMIT,
+        );
+        assert_hidden(&printed, &secrets, &format!("serve, flag: {url}"));
+        let file = secret_file(&format!("callback_store = \"{url}\"\n"));
+        let show = [
+            "callback",
+            "show",
+            "--state",
+            "s",
+            "--config",
+            file.to_str().unwrap(),
+        ];
+        assert_hidden(
+            &run(&show, &[], LIMIT),
+            &secrets,
+            &format!("callback show: {url}"),
+        );
+    }
+}

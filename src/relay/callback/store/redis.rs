@@ -2,11 +2,17 @@
 
 use futures_util::future::BoxFuture;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
 
 use super::{BackendError, CallbackStore, Lookup, StoreError};
 use crate::relay::callback::state::{CallbackRecord, CallbackState};
 use crate::relay::config::redact_url;
+
+/// How long connecting to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a command may wait for its answer (then the request gets 503).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The Redis store; its connection reconnects by itself.
 #[derive(Clone)]
@@ -35,7 +41,14 @@ impl RedisStore {
             source,
         };
         let client = redis::Client::open(url).map_err(|e| connect(BackendError::new(e)))?;
-        let connection = ConnectionManager::new(client)
+        // Bounded, so that a relay whose Redis is down at start-up says so at once; the
+        // connection then reconnects by itself.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| connect(BackendError::new(e)))?;
         Ok(Self { connection })
