@@ -101,7 +101,7 @@ impl AppState {
 /// an application serving this router itself should set its own.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    let routes = Router::new()
+    Router::new()
         .route("/powens-webhook/{domain}/{event}", post(webhook))
         .route("/callback", get(listener::callback))
         .route("/errback", get(listener::callback))
@@ -112,18 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(metrics, ops::track));
-    // TeaL's `&` quirk is a rewrite of the URI, so it comes before routing.
-    Router::new()
-        .fallback_service(routes)
-        .layer(axum::middleware::map_request(
-            |mut request: Request| async move {
-                if let Some(uri) = listener::fix_ampersand(request.uri()) {
-                    *request.uri_mut() = uri;
-                }
-                request
-            },
-        ))
+        .layer(axum::middleware::from_fn_with_state(metrics, ops::track))
 }
 
 /// A refusal: a status, a one-line `text/plain` reason, and the outcome label.
@@ -254,7 +243,24 @@ async fn metrics_handler(State(app): State<AppState>) -> Response {
     ops::metrics_response(&app.metrics, app.publisher.is_ready())
 }
 
-async fn not_found() -> Response {
+/// Any other path: 404, but for TeaL's `&` quirk (`/callback&state=x` with no query is
+/// `/callback?state=x`), handled here rather than by a rewrite before routing, which
+/// would cost every webhook a layer.
+async fn not_found(State(app): State<AppState>, mut request: Request) -> Response {
+    let quirk = request.method() == axum::http::Method::GET;
+    if let Some(uri) = quirk
+        .then(|| listener::fix_ampersand(request.uri()))
+        .flatten()
+    {
+        let raw = uri.path() == "/raw-callback";
+        *request.uri_mut() = uri;
+        let answer = if raw {
+            listener::raw_callback(State(app), request).await
+        } else {
+            listener::callback(State(app), request).await
+        };
+        return answer.unwrap_or_else(|refusal| refusal);
+    }
     Refusal {
         status: StatusCode::NOT_FOUND,
         outcome: Outcome::NotFound,

@@ -12,6 +12,7 @@ use chrono::{TimeDelta, Utc};
 use http::{Request, header};
 use http_body_util::Full;
 use powens_webhooks::relay::Relay;
+use powens_webhooks::relay::callback::{CallbackRecord, CallbackState};
 use powens_webhooks::relay::config::{AmqpUrl, RelayConfig};
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
 use tokio::task::JoinHandle;
@@ -169,7 +170,22 @@ async fn the_listener_end_to_end(redis: bool) {
         format!("{PUBLIC}callback?state={state}&code=c1")
     );
 
-    // Unknown: 400, nothing published.
+    // Unknown, and expired: 400, nothing published.
+    let (status, _, body) = fetch(addr, get("/callback?state=unknown-state")).await;
+    assert_eq!((status, body.as_str()), (400, "Unknown state\n"));
+    let spec = RelayConfig::load_store(
+        &powens_webhooks::relay::config::Overrides::new().with_config(super::secret_file(&store)),
+    )
+    .unwrap();
+    let short = CallbackRecord::new(Utc::now() + TimeDelta::milliseconds(100), None, false);
+    let expired = CallbackState::parse("unknown-state").unwrap();
+    spec.open()
+        .await
+        .unwrap()
+        .put(&expired, &short)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, _, body) = fetch(addr, get("/callback?state=unknown-state")).await;
     assert_eq!((status, body.as_str()), (400, "Unknown state\n"));
     nothing_more(&mut consumer).await;

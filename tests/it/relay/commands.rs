@@ -328,3 +328,82 @@ fn a_gzip_webhook_logs_which_bytes_its_signature_matched() {
         "{handled:?}"
     );
 }
+
+#[test]
+fn listener_logs_never_show_a_token_a_query_or_a_body() {
+    broker();
+    let prefix = unique("listener_logs");
+    let state = unique("LOGSTATE");
+    let created = relay()
+        .args([
+            "callback",
+            "create",
+            "--state",
+            &state,
+            "--expires-in",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let serve = Serve::spawn(&[
+        ("POWENS_RELAY_AMQP_URL", AMQP_URL),
+        ("POWENS_RELAY_EXCHANGE_PREFIX", &prefix),
+        ("POWENS_RELAY_DOMAINS", "sandbox.biapi.pro=forward"),
+        ("RUST_LOG", "trace"),
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let request = |method: &str, uri: &str, authorization: Option<&str>, body: &str| {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request
+            .body(http_body_util::Full::new(axum::body::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap()
+    };
+    // No queue is bound: each is refused after being read (503), or refused as invalid.
+    let cases = [
+        request(
+            "GET",
+            &format!("/callback?state={state}&code=CODE-MARKER-1a"),
+            None,
+            "",
+        ),
+        request("GET", "/callback?state=STATE-MARKER-2b", None, ""),
+        request(
+            "POST",
+            "/openid-ciba-callback",
+            Some("Bearer CIBA-TOKEN-MARKER-3c"),
+            r#"{"auth_req_id":"r","access_token":"AT-MARKER-4d","token_type":"Bearer","expires_in":60,"id_token":"ID-MARKER-5e"}"#,
+        ),
+        request(
+            "POST",
+            "/openid-ciba-callback",
+            Some("Bearer t"),
+            "BODY-MARKER-6f",
+        ),
+    ];
+    let mut statuses = Vec::new();
+    for request in cases {
+        statuses.push(runtime.block_on(super::e2e::post(serve.addr, request)).0);
+    }
+    assert_eq!(statuses, [503, 400, 503, 400]);
+    let (exit, logs) = serve.terminate();
+    assert!(exit.success());
+    let logs = logs.join("\n");
+    assert!(logs.contains("callback handled"), "{logs}");
+    for marker in [
+        "CODE-MARKER",
+        "STATE-MARKER",
+        "CIBA-TOKEN-MARKER",
+        "AT-MARKER",
+        "ID-MARKER",
+        "BODY-MARKER",
+    ] {
+        assert!(!logs.contains(marker), "{marker} appears in the logs");
+    }
+    runtime.block_on(delete_exchanges(&prefix));
+}
