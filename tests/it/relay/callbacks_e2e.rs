@@ -113,12 +113,7 @@ async fn consumer(prefix: &str, states: &[&str], requests: &[&str]) -> TealConsu
 }
 
 async fn next(consumer: &mut TealConsumer) -> Incoming {
-    let received = timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .expect("no message within 10 s")
-        .unwrap();
-    received.ack().await.unwrap();
-    received.message
+    super::e2e::next(consumer).await.message
 }
 
 async fn nothing_more(consumer: &mut TealConsumer) {

@@ -51,7 +51,8 @@ pub async fn post(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> (u16
     try_post(addr, request).await.expect("the relay answered")
 }
 
-async fn next(consumer: &mut TealConsumer) -> Received {
+/// The next delivery within 10 s, acknowledged.
+pub async fn next(consumer: &mut TealConsumer) -> Received {
     let received = timeout(Duration::from_secs(10), consumer.next())
         .await
         .expect("no message within 10 s")
