@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use powens_webhooks::Domain;
 use powens_webhooks::relay::config::AmqpUrl;
 use powens_webhooks::relay::consume::{Bindings, ConsumeError, ConsumerSettings, TealConsumer};
+use powens_webhooks::relay::shutdown_signal;
 
 use super::{Fatal, runtime};
 
@@ -51,17 +52,22 @@ pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
             .map_err(|e| e.to_string())?;
         eprintln!("consuming from queue {}", consumer.queue());
         let mut received = 0u64;
+        // SIGTERM or ctrl-c ends consuming cleanly (exit 0). A message received but not
+        // yet acknowledged then goes with the private queue, as any unread one.
+        let mut stop = std::pin::pin!(shutdown_signal());
         while args.count.is_none_or(|n| received < n) {
-            let printed = consumer
-                .handle_next(|message| {
-                    let mut out = std::io::stdout().lock();
-                    let written = out
-                        .write_all(&message.body)
-                        .and_then(|()| out.write_all(b"\n"))
-                        .and_then(|()| out.flush());
-                    std::future::ready(written)
-                })
-                .await;
+            let next = consumer.handle_next(|message| {
+                let mut out = std::io::stdout().lock();
+                let written = out
+                    .write_all(&message.body)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .and_then(|()| out.flush());
+                std::future::ready(written)
+            });
+            let printed = tokio::select! {
+                printed = next => printed,
+                () = &mut stop => break,
+            };
             match printed {
                 Ok(Ok(())) => received += 1,
                 Ok(Err(e)) => return Err(format!("cannot write to standard output: {e}")),

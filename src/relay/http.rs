@@ -261,6 +261,7 @@ async fn not_found(State(app): State<AppState>, mut request: Request) -> Respons
         };
         return answer.unwrap_or_else(|refusal| refusal);
     }
+    log_unknown_path(request.method(), request.uri().path());
     Refusal {
         status: StatusCode::NOT_FOUND,
         outcome: Outcome::NotFound,
@@ -268,4 +269,30 @@ async fn not_found(State(app): State<AppState>, mut request: Request) -> Respons
         retry_after: None,
     }
     .into_response()
+}
+
+/// One line for a request to no route, at most one a second (a scanner must not flood
+/// the log): a webhook URL mistyped at Powens shows up here. The path only, shortened;
+/// never the query.
+fn log_unknown_path(method: &axum::http::Method, path: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SKIPPED: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
+    let last = LAST.load(Ordering::Relaxed);
+    if now <= last
+        || LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        SKIPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let shown: String = path.chars().take(120).collect();
+    tracing::info!(
+        %method,
+        path = %shown,
+        similar_not_logged = SKIPPED.swap(0, Ordering::Relaxed),
+        "no route for this path (is the webhook URL configured at Powens right?)"
+    );
 }

@@ -272,7 +272,9 @@ pub fn init_logging(format: LogFormat) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in journald or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A subscriber may already be installed (tests); keep it.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -407,3 +407,71 @@ fn listener_logs_never_show_a_token_a_query_or_a_body() {
     }
     runtime.block_on(delete_exchanges(&prefix));
 }
+
+/// Text logs piped to a file or journald carry no colour codes, and a request to a path
+/// that is no route leaves a line (a webhook URL mistyped at Powens is then visible).
+#[test]
+fn piped_text_logs_have_no_colour_codes_and_name_unknown_paths() {
+    let serve = Serve::spawn(&[
+        ("POWENS_RELAY_DOMAINS", "sandbox.biapi.pro=forward"),
+        ("POWENS_RELAY_LOG_FORMAT", "text"),
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let request =
+        http::Request::post("/powens-webhooks/sandbox.biapi.pro/USER_SYNCED?token=QUERY-MARKER")
+            .body(http_body_util::Full::new(axum::body::Bytes::new()))
+            .unwrap();
+    assert_eq!(
+        runtime.block_on(super::e2e::post(serve.addr, request)).0,
+        404
+    );
+    let (exit, logs) = serve.terminate();
+    assert!(exit.success());
+    let logs = logs.join("\n");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
+    );
+    assert!(
+        logs.contains("no route for this path")
+            && logs.contains("/powens-webhooks/sandbox.biapi.pro"),
+        "{logs}"
+    );
+    assert!(!logs.contains("QUERY-MARKER"), "{logs}");
+}
+
+#[test]
+fn consume_exits_0_on_sigterm() {
+    use std::io::Read;
+    broker();
+    let prefix = unique("consume_term");
+    let mut child = relay()
+        .args([
+            "consume",
+            "--domain",
+            "sandbox.biapi.pro",
+            "--exchange-prefix",
+            &prefix,
+        ])
+        .env("POWENS_RELAY_AMQP_URL", AMQP_URL)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("consuming from queue"), "{line}");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert_eq!(status.code(), Some(0), "{rest}");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(delete_exchanges(&prefix));
+}

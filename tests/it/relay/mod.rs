@@ -166,7 +166,9 @@ impl Serve {
             let read = stderr.read_line(&mut line).unwrap();
             assert_ne!(read, 0, "serve exited before listening: {early:#?}");
             if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split('"').next().unwrap().trim().parse().unwrap();
+                // JSON (`…on 127.0.0.1:1234","addr"…`) or text (`…on 127.0.0.1:1234 addr=…`).
+                let addr = rest.split(|c: char| c == '"' || c.is_whitespace()).next();
+                break addr.unwrap().parse().unwrap();
             }
             early.push(line);
         };
