@@ -19,6 +19,12 @@ mod teal_json;
 mod time;
 mod verify;
 
+/// Re-exported, so that a receiver needs no dependency of its own for the types of
+/// [`Verifier::verify_request`] and the clock of [`Verifier::verify`].
+pub use chrono;
+/// Re-exported: see [`chrono`].
+pub use http;
+
 pub use amq::TealExchange;
 pub use domain::{
     Domain, DomainError, Event, EventError, KNOWN_EVENTS, MAX_EVENT_LEN, POWENS_DOMAIN_SUFFIX,

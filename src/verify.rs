@@ -166,6 +166,57 @@ impl Verifier {
         self.verify_parts(&[a, b, c, d, e, f, body], &hmac.signature, now)
     }
 
+    /// Verifies a request as received, against the system clock: `method`, the `path`
+    /// Powens called (behind a path-stripping proxy, with its prefix put back), the
+    /// `headers` and the raw `body`. Returns the index of the key that matched. An
+    /// unsigned request (no HMAC headers, or a bearer token only) is refused.
+    ///
+    /// ```
+    /// use powens_webhooks::http::HeaderMap;
+    /// use powens_webhooks::{KeyRing, Secret, Verifier, VerifyError};
+    ///
+    /// let verifier = Verifier::new(KeyRing::new(Secret::new("secret_key")?));
+    /// let unsigned = verifier.verify_headers("POST", "/hook", &HeaderMap::new(), b"{}");
+    /// assert_eq!(unsigned, Err(VerifyError::UnsignedRequest));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`VerifyError::UnsignedRequest`], [`VerifyError::MalformedHeaders`], or as
+    /// [`Verifier::verify`].
+    pub fn verify_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<usize, VerifyError> {
+        let parsed = match crate::headers::PowensHeaders::from_header_map(headers) {
+            Ok(parsed) => parsed,
+            Err(HeaderError::NoAuthentication) => return Err(VerifyError::UnsignedRequest),
+            Err(e) => return Err(VerifyError::MalformedHeaders(e)),
+        };
+        let hmac = parsed.hmac().ok_or(VerifyError::UnsignedRequest)?;
+        self.verify(method, path, hmac, body, Utc::now())
+    }
+
+    /// [`verify_headers`](Self::verify_headers) on an `http::Request` whose body is the
+    /// raw bytes received.
+    ///
+    /// # Errors
+    /// As [`verify_headers`](Self::verify_headers).
+    pub fn verify_request<B: AsRef<[u8]>>(
+        &self,
+        request: &http::Request<B>,
+    ) -> Result<usize, VerifyError> {
+        self.verify_headers(
+            request.method().as_str(),
+            request.uri().path(),
+            request.headers(),
+            request.body().as_ref(),
+        )
+    }
+
     /// Verifies that `signature` is the HMAC of the concatenation of `parts`, with no
     /// freshness check. Returns the index of the key that matched.
     ///
@@ -240,6 +291,13 @@ pub enum VerifyError {
     /// A message's signature field is not a valid signature.
     #[error("the message's signature is malformed: {0}")]
     MalformedSignature(#[source] HeaderError),
+    /// A request has no `BI-Signature` and `BI-Signature-Date` headers (a bearer token
+    /// alone proves nothing to a receiver holding the HMAC secret).
+    #[error("the request has no BI-Signature and BI-Signature-Date headers")]
+    UnsignedRequest,
+    /// A request's signature headers are malformed.
+    #[error(transparent)]
+    MalformedHeaders(HeaderError),
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod properties;
 mod receiver;
 #[cfg(feature = "relay")]
 mod relay;
+mod request;
 mod teal;
 mod vectors;
 
