@@ -13,17 +13,27 @@ use super::{Fatal, runtime};
 /// `consume`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL; put one with a password in POWENS_RELAY_AMQP_URL rather than on
+    /// the command line.
     #[arg(long, env = "POWENS_RELAY_AMQP_URL", hide_env_values = true)]
-    amqp_url: String,
+    amqp_url: Option<String>,
     /// A Powens domain to receive webhooks for (repeatable).
     #[arg(long, required = true)]
     domain: Vec<String>,
     /// Prefix of the exchange names, as the relay's.
     #[arg(long, env = "POWENS_RELAY_EXCHANGE_PREFIX", default_value = "")]
     exchange_prefix: String,
-    /// Declare the exchange durable, as the relay does.
-    #[arg(long, env = "POWENS_RELAY_EXCHANGE_DURABLE", default_value_t = false)]
+    /// Declare the exchange durable, as the relay does: `--exchange-durable` alone or
+    /// with a value, as `serve` takes it (`--exchange-durable true`).
+    #[arg(
+        long,
+        env = "POWENS_RELAY_EXCHANGE_DURABLE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::value_parser!(bool)
+    )]
     exchange_durable: bool,
     /// Stop after N messages.
     #[arg(long, value_name = "N")]
@@ -32,7 +42,11 @@ pub struct ConsumeArgs {
 
 /// Prints each message as one JSON line, acknowledged once written.
 pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
-    let url = AmqpUrl::parse(&args.amqp_url).map_err(|e| format!("--amqp-url {e}"))?;
+    let url = args
+        .amqp_url
+        .as_deref()
+        .ok_or("no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL")?;
+    let url = AmqpUrl::parse(url).map_err(|e| format!("--amqp-url {e}"))?;
     let bindings = Bindings {
         domains: args
             .domain

@@ -475,3 +475,31 @@ fn consume_exits_0_on_sigterm() {
         .unwrap()
         .block_on(delete_exchanges(&prefix));
 }
+
+#[test]
+fn consume_says_where_the_broker_goes_and_takes_exchange_durable_as_serve_does() {
+    let output = relay()
+        .args(["consume", "--domain", "sandbox.biapi.pro"])
+        .env_remove("POWENS_RELAY_AMQP_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("POWENS_RELAY_AMQP_URL"), "{stderr}");
+    // Bare, as before, or with a value, as serve's: parsed either way (the broker at
+    // port 1 then refuses the connection, which is not a usage error).
+    for durable in [&["--exchange-durable"][..], &["--exchange-durable", "true"]] {
+        let output = relay()
+            .args(["consume"])
+            .args(durable)
+            .args(["--domain", "sandbox.biapi.pro"])
+            .env("POWENS_RELAY_AMQP_URL", "amqp://127.0.0.1:1/%2f")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cannot connect to the broker"),
+            "{durable:?}: {stderr}"
+        );
+    }
+}
