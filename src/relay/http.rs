@@ -22,7 +22,7 @@ use crate::message::TealMessage;
 /// `Retry-After` (seconds) when too many webhooks are in flight.
 const RETRY_AFTER_OVERLOADED: u32 = 1;
 /// `Retry-After` (seconds) when the broker is unavailable.
-const RETRY_AFTER_UNAVAILABLE: u32 = 5;
+pub(crate) const RETRY_AFTER_UNAVAILABLE: u32 = 5;
 
 /// What the router needs: the webhook pipeline's configuration, the in-flight cap, the
 /// publisher and the metrics.
@@ -115,30 +115,64 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(metrics, ops::track))
 }
 
-/// A refusal: a status, a one-line `text/plain` reason, and the outcome label.
+/// A refusal: a status, a one-line `text/plain` reason, and the outcome label. One
+/// shape for the webhook route and the listener's routes.
 #[derive(Debug)]
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     outcome: Outcome,
     reason: String,
     retry_after: Option<u32>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    challenge: Option<&'static str>,
 }
 
 impl Refusal {
-    /// A 503: Powens should try again in `retry_after` seconds.
-    fn unavailable(outcome: Outcome, reason: String, retry_after: u32) -> Self {
+    /// A refusal with `status`, labelled by it.
+    pub(crate) fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        let outcome = match status {
+            StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
+            StatusCode::NOT_FOUND => Outcome::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => Outcome::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Outcome::UnsupportedEncoding,
+            StatusCode::REQUEST_TIMEOUT => Outcome::TimedOut,
+            StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+            _ => Outcome::Malformed,
+        };
         Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
+            status,
             outcome,
-            reason,
-            retry_after: Some(retry_after),
+            reason: reason.into(),
+            retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// A 503: the client should try again in `retry_after` seconds.
+    pub(crate) fn unavailable(outcome: Outcome, reason: String, retry_after: u32) -> Self {
+        Self {
+            outcome,
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+        }
+    }
+
+    /// With a `WWW-Authenticate: <challenge>` header (a 401).
+    pub(crate) fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let mut response = plain_text(self.status, &self.reason, self.retry_after);
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
+            );
+        }
         response.extensions_mut().insert(self.outcome);
         // The request's log line (ops::track) gives the reason.
         response.extensions_mut().insert(Reason(self.reason));
@@ -148,21 +182,7 @@ impl IntoResponse for Refusal {
 
 impl From<WebhookRejection> for Refusal {
     fn from(rejection: WebhookRejection) -> Self {
-        let status = rejection.status();
-        let outcome = match status {
-            StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
-            StatusCode::NOT_FOUND => Outcome::NotFound,
-            StatusCode::PAYLOAD_TOO_LARGE => Outcome::TooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Outcome::UnsupportedEncoding,
-            StatusCode::REQUEST_TIMEOUT => Outcome::TimedOut,
-            _ => Outcome::Malformed,
-        };
-        Self {
-            status,
-            outcome,
-            reason: rejection.to_string(),
-            retry_after: None,
-        }
+        Self::new(rejection.status(), rejection.to_string())
     }
 }
 
@@ -262,13 +282,7 @@ async fn not_found(State(app): State<AppState>, mut request: Request) -> Respons
         return answer.unwrap_or_else(|refusal| refusal);
     }
     log_unknown_path(request.method(), request.uri().path());
-    Refusal {
-        status: StatusCode::NOT_FOUND,
-        outcome: Outcome::NotFound,
-        reason: "not found".into(),
-        retry_after: None,
-    }
-    .into_response()
+    Refusal::new(StatusCode::NOT_FOUND, "not found").into_response()
 }
 
 /// One line for a request to no route, at most one a second (a scanner must not flood

@@ -22,10 +22,9 @@ use super::callback::{
     CallbackRecord, CallbackState, CibaNotification, FullUrl, Query, StateError, fallback,
     final_url, split_ampersand,
 };
-use super::http::AppState;
-use super::ops::{Outcome, Reason};
-use super::publish::{Outgoing, PublishError};
-use crate::axum::plain_text;
+use super::http::{AppState, RETRY_AFTER_UNAVAILABLE, Refusal};
+use super::ops::Outcome;
+use super::publish::Outgoing;
 use crate::headers::BearerToken;
 use crate::message::{CallbackMessage, TealMessage};
 use crate::time::IsoDateTime;
@@ -41,8 +40,6 @@ const FRAGMENT_PAGE: &str = r#"<!doctype html>
 
 /// Largest CIBA notification body read.
 const MAX_CIBA_BODY: usize = 64 * 1024;
-/// `Retry-After` (seconds) when the broker or the store is unavailable.
-const RETRY_AFTER: u32 = 5;
 
 /// The listener's part of the relay's state.
 #[derive(Debug)]
@@ -61,80 +58,21 @@ pub struct Listener {
     pub ciba_exchange: String,
 }
 
-/// An answer: a status, a one-line reason, and the outcome label.
-struct Answer {
-    status: StatusCode,
-    outcome: Outcome,
-    reason: String,
-    extra: Option<(header::HeaderName, HeaderValue)>,
+/// A 400 saying `reason`.
+fn bad(reason: impl ToString) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, reason.to_string())
 }
 
-impl Answer {
-    fn refuse(status: StatusCode, reason: impl Into<String>) -> Self {
-        let outcome = match status {
-            StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
-            StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
-            StatusCode::NOT_FOUND => Outcome::NotFound,
-            _ => Outcome::Malformed,
-        };
-        Self {
-            status,
-            outcome,
-            reason: reason.into(),
-            extra: None,
-        }
-    }
-
-    fn bad(reason: impl ToString) -> Self {
-        Self::refuse(StatusCode::BAD_REQUEST, reason.to_string())
-    }
-
-    fn unavailable(what: &str) -> Self {
-        let mut answer = Self::refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{what} is unavailable; retry later"),
-        );
-        answer.extra = Some((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER)));
-        answer
-    }
-}
-
-impl IntoResponse for Answer {
-    fn into_response(self) -> Response {
-        let mut response = plain_text(self.status, &self.reason, None);
-        if let Some((name, value)) = self.extra {
-            response.headers_mut().insert(name, value);
-        }
-        response.extensions_mut().insert(self.outcome);
-        response.extensions_mut().insert(Reason(self.reason));
-        response
-    }
-}
-
-impl From<PublishError> for Answer {
-    fn from(error: PublishError) -> Self {
-        if error.is_broker_fault() {
-            tracing::error!(error = %error, "publish failed");
-        }
-        let mut answer = Self::refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{}; retry later", error.public_reason()),
-        );
-        answer.extra = Some((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER)));
-        answer
-    }
-}
-
-fn listener(app: &AppState) -> Result<&Listener, Answer> {
+fn listener(app: &AppState) -> Result<&Listener, Refusal> {
     app.listener()
-        .ok_or_else(|| Answer::refuse(StatusCode::NOT_FOUND, "not found"))
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not found"))
 }
 
 /// The listener and the request's query, for the browser routes.
 fn start<'a>(app: &'a AppState, uri: &Uri) -> Result<(&'a Listener, Query), Response> {
     let listener = listener(app).map_err(IntoResponse::into_response)?;
-    let query = Query::parse(uri.query().unwrap_or_default())
-        .map_err(|e| Answer::bad(e).into_response())?;
+    let query =
+        Query::parse(uri.query().unwrap_or_default()).map_err(|e| bad(e).into_response())?;
     Ok((listener, query))
 }
 
@@ -173,7 +111,7 @@ pub(crate) async fn callback(
     let Some(state) = query.get("state") else {
         return Ok(page(FRAGMENT_PAGE));
     };
-    let state = CallbackState::parse(state).map_err(|e| Answer::bad(e).into_response())?;
+    let state = CallbackState::parse(state).map_err(|e| bad(e).into_response())?;
     let now = Utc::now();
     let found = resolve(listener, &state, &query, request.headers(), now, false).await?;
     if found.record.with_fragment {
@@ -183,7 +121,7 @@ pub(crate) async fn callback(
     let mut url = listener
         .public_url
         .join(route)
-        .map_err(|_| Answer::bad("the request path is not valid").into_response())?;
+        .map_err(|_| bad("the request path is not valid").into_response())?;
     url.set_query(request.uri().query());
     publish_callback(&app, listener, &state, found, url.as_str(), now).await
 }
@@ -196,16 +134,16 @@ pub(crate) async fn raw_callback(
     let (listener, query) = start(&app, request.uri())?;
     let full_url = query
         .get("full_url")
-        .ok_or_else(|| Answer::bad("Missing full URL").into_response())?;
-    let full = FullUrl::parse(full_url, &listener.public_url)
-        .map_err(|e| Answer::bad(e).into_response())?;
+        .ok_or_else(|| bad("Missing full URL").into_response())?;
+    let full =
+        FullUrl::parse(full_url, &listener.public_url).map_err(|e| bad(e).into_response())?;
     let state = full
         .state
         .as_deref()
-        .ok_or_else(|| Answer::bad("Missing state in full URL").into_response())?;
-    let state = CallbackState::parse(state).map_err(|e| Answer::bad(e).into_response())?;
-    let callback_query = Query::parse(full.url.query().unwrap_or_default())
-        .map_err(|e| Answer::bad(e).into_response())?;
+        .ok_or_else(|| bad("Missing state in full URL").into_response())?;
+    let state = CallbackState::parse(state).map_err(|e| bad(e).into_response())?;
+    let callback_query =
+        Query::parse(full.url.query().unwrap_or_default()).map_err(|e| bad(e).into_response())?;
     let now = Utc::now();
     // with_fragment is ignored here, so that the page cannot loop.
     let found = resolve(
@@ -238,26 +176,33 @@ async fn resolve(
 ) -> Result<Found, Response> {
     let unavailable = |e: super::callback::store::StoreError| {
         tracing::error!(error = %e, "callback store failed");
-        Answer::unavailable("the callback store").into_response()
+        Refusal::unavailable(
+            Outcome::Unavailable,
+            "the callback store is unavailable; retry later".into(),
+            RETRY_AFTER_UNAVAILABLE,
+        )
+        .into_response()
     };
-    let stored = listener
-        .store
-        .read(state, Lookup::get(now))
-        .await
-        .map_err(unavailable)?;
-    let take = listener.one_shot
-        && stored
-            .as_ref()
-            .is_some_and(|record| last_step || !record.with_fragment);
-    let stored = if take {
-        // Taken as it is used: a replay, even simultaneous, finds nothing.
+    let read = |lookup| async move {
         listener
             .store
-            .read(state, Lookup::take(now))
+            .read(state, lookup)
             .await
-            .map_err(unavailable)?
+            .map_err(unavailable)
+    };
+    // A one-shot state is taken as it is used, so that a replay, even simultaneous,
+    // finds nothing; on /callback it is read first, since one with `with_fragment` is
+    // used only at /raw-callback.
+    let (stored, take) = if listener.one_shot && last_step {
+        (read(Lookup::take(now)).await?, true)
     } else {
-        stored
+        let stored = read(Lookup::get(now)).await?;
+        match stored {
+            Some(record) if listener.one_shot && !record.with_fragment => {
+                (read(Lookup::take(now)).await?, true)
+            }
+            stored => (stored, false),
+        }
     };
     if let Some(record) = stored {
         return Ok(Found {
@@ -266,7 +211,7 @@ async fn resolve(
         });
     }
     let redirect = fallback(state.as_str(), &listener.fallback_hosts)
-        .ok_or_else(|| Answer::bad(StateError::Unknown).into_response())?;
+        .ok_or_else(|| bad(StateError::Unknown).into_response())?;
     let url = final_url(&redirect.url, query, headers.contains_key(header::REFERER));
     Ok(Found {
         record: CallbackRecord {
@@ -304,13 +249,13 @@ async fn publish_callback(
                 tracing::error!(error = %e, "a one-shot state could not be put back");
             }
         }
-        return Err(Answer::from(e).into_response());
+        return Err(Refusal::from(e).into_response());
     }
     let mut response = match found.record.final_redirect_url {
         Some(target) => {
             let mut response = StatusCode::FOUND.into_response();
             let location = HeaderValue::from_str(target.as_str())
-                .map_err(|_| Answer::bad("the final redirect URL is not valid").into_response())?;
+                .map_err(|_| bad("the final redirect URL is not valid").into_response())?;
             response.headers_mut().insert(header::LOCATION, location);
             response
         }
@@ -333,13 +278,12 @@ pub(crate) async fn ciba(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| BearerToken::parse_authorization(v).ok())
         .ok_or_else(|| {
-            let mut answer = Answer::refuse(StatusCode::UNAUTHORIZED, "Invalid authentication");
-            answer.extra = Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
-            answer.into_response()
+            Refusal::new(StatusCode::UNAUTHORIZED, "Invalid authentication")
+                .with_challenge("Bearer")
+                .into_response()
         })?;
     let body = read(body).await.map_err(|a| a.into_response())?;
-    let notification =
-        CibaNotification::parse(&body).map_err(|e| Answer::bad(e).into_response())?;
+    let notification = CibaNotification::parse(&body).map_err(|e| bad(e).into_response())?;
     let message = notification.to_message(&bearer, Utc::now());
     let outgoing = Outgoing {
         exchange: listener.ciba_exchange.clone(),
@@ -350,14 +294,14 @@ pub(crate) async fn ciba(
     app.publisher()
         .publish(&outgoing)
         .await
-        .map_err(|e| Answer::from(e).into_response())?;
+        .map_err(|e| Refusal::from(e).into_response())?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.extensions_mut().insert(Outcome::Published);
     Ok(response)
 }
 
-async fn read(body: Body) -> Result<axum::body::Bytes, Answer> {
+async fn read(body: Body) -> Result<axum::body::Bytes, Refusal> {
     axum::body::to_bytes(body, MAX_CIBA_BODY)
         .await
-        .map_err(|_| Answer::refuse(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"))
+        .map_err(|_| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"))
 }
