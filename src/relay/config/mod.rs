@@ -7,6 +7,7 @@ mod domains;
 pub mod keys;
 mod overrides;
 mod read;
+mod value;
 mod values;
 
 use std::collections::BTreeMap;
