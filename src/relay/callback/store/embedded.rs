@@ -52,10 +52,23 @@ impl EmbeddedStore {
                 .map_err(BackendError::new)?;
             Ok(connection)
         };
-        let connection = open().map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Switching to WAL takes an exclusive lock without SQLite's busy handler: when
+        // several processes (listener, dispatcher) open the file at once, one may get
+        // SQLITE_BUSY there. Try again for up to the busy time-out.
+        let started = std::time::Instant::now();
+        let connection = loop {
+            match open() {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                done => {
+                    break done.map_err(|source| StoreError::Open {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                }
+            }
+        };
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -134,4 +147,12 @@ impl CallbackStore for EmbeddedStore {
             Ok(())
         }))
     }
+}
+
+/// Whether `error` is SQLite's "database is locked".
+fn is_busy(error: &BackendError) -> bool {
+    matches!(
+        error.0.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy
+    )
 }
