@@ -20,10 +20,9 @@ use hyper::Request;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// What the server enforces per connection, before a request reaches the router.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +47,8 @@ pub(crate) async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.header_read_timeout(None)
         .max_header_size(limits.max_header_bytes);
-    let graceful = GracefulShutdown::new();
+    // Told to every connection on shutdown: finish the request in progress, then close.
+    let (stop, stopping) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -89,16 +89,30 @@ pub(crate) async fn serve(
                 }
             })
         };
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), tracked));
+        // With upgrades: the dispatcher's websocket leaves the HTTP connection (and its
+        // slot) once upgraded, and lives in a task of its own.
+        let connection = http
+            .serve_connection(TokioIo::new(stream), tracked)
+            .with_upgrades();
         let read_timeout = limits.read_timeout;
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                () = head.overdue(read_timeout) => None,
+                () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        result = connection.as_mut() => Some(result),
+                        () = head.overdue(read_timeout) => None,
                     }
                 }
-                () = head.overdue(read_timeout) => {
+            };
+            match ended {
+                Some(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+                Some(Ok(())) => {}
+                None => {
                     tracing::debug!("connection closed: no request head within read_timeout_secs");
                 }
             }
@@ -106,7 +120,10 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    stop.send_replace(true);
+    // Every connection has ended once every slot is back.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
 }
 
 /// Since when a connection has been waiting for a request head, in milliseconds since
