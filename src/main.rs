@@ -40,6 +40,13 @@ enum Command {
     /// Bind a private queue to the webhook exchange for a domain and print each message
     /// received as one JSON line (acknowledged once printed).
     Consume(cli::consume::ConsumeArgs),
+    /// Run TeaL's websocket dispatcher: clients create callbacks and register to
+    /// states, CIBA requests and Powens domains on GET /websocket, and receive their
+    /// messages from RabbitMQ as they come.
+    ///
+    /// The password (user anonymous) comes from POWENS_RELAY_DISPATCHER_PASSWORD or the
+    /// file named by --dispatcher-password file:PATH, never from the command line.
+    Dispatch(cli::dispatch::DispatchArgs),
     /// Create or show a callback in the callback store (the configuration of `serve`).
     #[command(subcommand)]
     Callback(cli::callback::CallbackCommand),
@@ -54,6 +61,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::serve(args),
         Command::Send(args) => cli::send::send(&args),
         Command::Consume(args) => cli::consume::consume(args),
+        Command::Dispatch(args) => cli::dispatch::dispatch(args),
         Command::Callback(command) => cli::callback::callback(command),
     });
     result.unwrap_or_else(|message| {

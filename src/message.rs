@@ -339,7 +339,7 @@ pub enum MessageError {
 }
 
 impl MessageError {
-    fn from_json(error: serde_json::Error) -> Self {
+    pub(crate) fn from_json(error: serde_json::Error) -> Self {
         use serde_json::error::Category;
         let text = error.to_string();
         // serde_json's data errors may quote values (a token, say): keep only those

@@ -2,6 +2,7 @@
 
 pub mod callback;
 pub mod consume;
+pub mod dispatch;
 pub mod send;
 pub mod serve;
 pub mod sign;

@@ -35,6 +35,7 @@ pub struct AppState {
     publisher: Arc<dyn Publisher>,
     metrics: Arc<Metrics>,
     listener: Option<Arc<Listener>>,
+    dispatcher: Option<(axum::Router, Arc<dyn Fn() -> bool + Send + Sync>)>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,7 +65,25 @@ impl AppState {
             publisher,
             metrics: Arc::new(Metrics::default()),
             listener: None,
+            dispatcher: None,
         }
+    }
+
+    /// Serves the dispatcher's routes too (`/websocket` and its metadata), with its
+    /// metrics; `/readyz` then also needs its broker consumer.
+    #[must_use]
+    pub fn with_dispatcher(mut self, dispatcher: &super::dispatch::Dispatcher) -> Self {
+        match Arc::get_mut(&mut self.metrics) {
+            Some(metrics) => metrics.add_dispatcher(&dispatcher.metrics()),
+            None => tracing::warn!("the dispatcher's metrics cannot be added to a shared registry"),
+        }
+        let ready = dispatcher.readiness();
+        self.dispatcher = Some((dispatcher.routes(), Arc::new(ready)));
+        self
+    }
+
+    fn is_ready(&self) -> bool {
+        self.publisher.is_ready() && self.dispatcher.as_ref().is_none_or(|(_, ready)| ready())
     }
 
     /// Serves the listener's routes too (`/callback`, `/errback`, `/raw-callback`,
@@ -101,7 +120,8 @@ impl AppState {
 /// an application serving this router itself should set its own.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let dispatcher = state.dispatcher.as_ref().map(|(routes, _)| routes.clone());
+    let router = Router::new()
         .route("/powens-webhook/{domain}/{event}", post(webhook))
         .route("/callback", get(listener::callback))
         .route("/errback", get(listener::callback))
@@ -111,8 +131,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(metrics, ops::track))
+        .with_state(state);
+    let router = match dispatcher {
+        Some(routes) => router.merge(routes),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn_with_state(metrics, ops::track))
 }
 
 /// A refusal: a status, a one-line `text/plain` reason, and the outcome label. One
@@ -248,7 +272,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    if app.publisher.is_ready() {
+    readiness(app.is_ready())
+}
+
+/// `/readyz`'s answer: 200, or 503 while the broker is unusable.
+pub(crate) fn readiness(ready: bool) -> Response {
+    if ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
@@ -260,7 +289,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics_handler(State(app): State<AppState>) -> Response {
-    ops::metrics_response(&app.metrics, app.publisher.is_ready())
+    ops::metrics_response(&app.metrics, app.is_ready())
 }
 
 /// Any other path: 404, but for TeaL's `&` quirk (`/callback&state=x` with no query is

@@ -26,6 +26,7 @@ pub mod broker;
 pub mod callback;
 pub mod config;
 pub mod consume;
+pub mod dispatch;
 pub mod http;
 mod listener;
 mod ops;
@@ -47,6 +48,9 @@ use publish::{AmqpPublisher, AmqpSettings, Publisher, StdoutPublisher};
 
 use crate::amq::TealExchange;
 
+/// How long websocket clients get to receive their close frame at shutdown.
+const DISPATCHER_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -65,6 +69,9 @@ pub enum RelayError {
     /// The callback store could not be opened.
     #[error(transparent)]
     Store(#[from] callback::store::StoreError),
+    /// The hosted dispatcher could not start.
+    #[error(transparent)]
+    Dispatch(#[from] dispatch::DispatchError),
 }
 
 /// A relay bound to its address, its publisher connected, ready to [`run`](Relay::run).
@@ -76,6 +83,7 @@ pub struct Relay {
     limits: server::Limits,
     secrets: SecretsReloader,
     hangups: Hangups,
+    dispatcher: Option<dispatch::Dispatcher>,
 }
 
 /// Re-reads the secrets of a running relay, as SIGHUP does: a rotated `file:` secret
@@ -142,7 +150,9 @@ impl Relay {
     /// # Errors
     /// [`RelayError::Broker`] or [`RelayError::Bind`].
     pub async fn start(config: &RelayConfig) -> Result<Self, RelayError> {
-        let publisher: Arc<dyn Publisher> = match config.amqp_url() {
+        let store = config.store().open().await?;
+        let hosted = config.dispatcher().in_serve();
+        let (publisher, dispatcher): (Arc<dyn Publisher>, _) = match config.amqp_url() {
             Some(url) => {
                 let publisher = AmqpPublisher::connect(AmqpSettings {
                     broker: Broker::new(url.clone()).with_connect_timeout(config.connect_timeout()),
@@ -154,32 +164,55 @@ impl Relay {
                 })
                 .await?;
                 tracing::info!(broker = %url, exchange = %config.webhook_exchange(), durable = config.exchanges().durable, "connected to RabbitMQ");
-                Arc::new(publisher)
+                let dispatcher = match hosted {
+                    true => Some(dispatch::Dispatcher::connect(config, store.clone()).await?),
+                    false => None,
+                };
+                (Arc::new(publisher), dispatcher)
+            }
+            None if hosted => {
+                tracing::warn!(
+                    "no amqp_url configured: messages go in-process to the dispatcher's websocket clients only, and are NOT published"
+                );
+                let (dispatcher, bus) = dispatch::Dispatcher::in_process(config, store.clone())?;
+                (bus, Some(dispatcher))
             }
             None => {
                 tracing::warn!(
                     "no amqp_url configured: messages are written to standard output, one JSON line each, and NOT published"
                 );
-                Arc::new(StdoutPublisher::default())
+                (Arc::new(StdoutPublisher::default()), None)
             }
         };
-        Self::with_publisher(config, publisher).await
+        Self::assemble(config, publisher, store, dispatcher).await
     }
 
     /// Binds the listen address of `config`, publishing with `publisher`.
     ///
     /// # Errors
-    /// [`RelayError::Bind`].
+    /// [`RelayError::Bind`] or [`RelayError::Store`].
     pub async fn with_publisher(
         config: &RelayConfig,
         publisher: Arc<dyn Publisher>,
+    ) -> Result<Self, RelayError> {
+        let store = config.store().open().await?;
+        Self::assemble(config, publisher, store, None).await
+    }
+
+    async fn assemble(
+        config: &RelayConfig,
+        publisher: Arc<dyn Publisher>,
+        store: Arc<dyn callback::store::CallbackStore>,
+        dispatcher: Option<dispatch::Dispatcher>,
     ) -> Result<Self, RelayError> {
         let addr = config.listen();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| RelayError::Bind { addr, source })?;
-        let store = config.store().open().await?;
-        let state = http::AppState::new(config, publisher.clone()).with_listener(config, store);
+        let mut state = http::AppState::new(config, publisher.clone()).with_listener(config, store);
+        if let Some(dispatcher) = &dispatcher {
+            state = state.with_dispatcher(dispatcher);
+        }
         let secrets = SecretsReloader {
             config: Arc::new(config.clone()),
         };
@@ -194,6 +227,7 @@ impl Relay {
             },
             secrets,
             hangups: listen_for_hangups(),
+            dispatcher,
         })
     }
 
@@ -224,13 +258,26 @@ impl Relay {
     /// On SIGHUP (Unix), the secrets are read again: see [`SecretsReloader`].
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let sighup = tokio::spawn(self.secrets.on_sighup(self.hangups));
-        server::serve(
-            self.listener,
-            http::router(self.state),
-            self.limits,
-            shutdown,
-        )
-        .await;
+        let router = http::router(self.state);
+        match self.dispatcher {
+            Some(dispatcher) => {
+                let (closing, closed) = tokio::sync::oneshot::channel();
+                let shutdown = async move {
+                    shutdown.await;
+                    let _ = closing.send(());
+                };
+                let serving = server::serve(self.listener, router, self.limits, shutdown);
+                let closing = async {
+                    // Websocket clients are closed (1001) as soon as the server stops
+                    // accepting, while in-flight webhooks finish.
+                    if closed.await.is_ok() {
+                        dispatcher.shut_down(DISPATCHER_CLOSE_GRACE).await;
+                    }
+                };
+                tokio::join!(serving, closing);
+            }
+            None => server::serve(self.listener, router, self.limits, shutdown).await,
+        }
         sighup.abort();
         self.publisher.close().await;
         tracing::info!("stopped");

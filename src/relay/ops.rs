@@ -90,7 +90,8 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("powens_relay");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("powens_relay");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
@@ -117,7 +118,7 @@ impl Default for Metrics {
             broker_up.clone(),
         );
         Self {
-            registry,
+            registry: root,
             requests,
             confirm_seconds,
             in_flight,
@@ -127,6 +128,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Exposes the dispatcher's metrics too.
+    pub(crate) fn add_dispatcher(&mut self, dispatcher: &super::dispatch::DispatcherMetrics) {
+        dispatcher.register(&mut self.registry);
+    }
+
     /// Records how long a publish took to be confirmed.
     pub fn observe_confirm(&self, elapsed: Duration) {
         self.confirm_seconds.observe(elapsed.as_secs_f64());

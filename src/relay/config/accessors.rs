@@ -108,4 +108,16 @@ impl RelayConfig {
     pub fn redirect_fallback_hosts(&self) -> &[String] {
         &self.redirect_fallback_hosts
     }
+
+    /// The dispatcher's settings.
+    pub fn dispatcher(&self) -> &super::DispatcherConfig {
+        &self.dispatcher
+    }
+
+    /// Uses these dispatcher settings (tests and embedding).
+    #[must_use]
+    pub fn with_dispatcher(mut self, dispatcher: super::DispatcherConfig) -> Self {
+        self.dispatcher = dispatcher;
+        self
+    }
 }

@@ -41,6 +41,7 @@ pub(super) type SecretRefs = BTreeMap<Domain, (String, Vec<SecretRef>)>;
 pub(super) fn resolve(
     file: BTreeMap<String, FileDomain>,
     flags: &[String],
+    need_domains: bool,
     problem: &mut impl FnMut(&str, String),
 ) -> (Vec<(Domain, Option<KeyRing>)>, SecretRefs) {
     // Keyed by the lower-cased name: DNS is case-insensitive, so two spellings in the
@@ -67,7 +68,7 @@ pub(super) fn resolve(
             Err(m) => problem("--domain", m),
         }
     }
-    if specs.is_empty() {
+    if specs.is_empty() && need_domains {
         problem(
             "domains",
             "no domain is configured: add [domains.\"<name>.biapi.pro\"] to the file or --domain"

@@ -15,6 +15,10 @@ pub enum Kind {
     Number,
     /// One of these words.
     Choice(&'static [&'static str]),
+    /// Where a secret is read from, `env:NAME` or `file:PATH`, never the secret. Its flag
+    /// reads no environment variable: the variable named by the default holds the
+    /// secret itself.
+    SecretRef,
 }
 
 /// One configuration key.
@@ -215,6 +219,59 @@ pub const KEYS: &[Key] = &[
         value_name: "HOSTS",
         help: "Comma-separated hosts that a state unknown to the store may redirect to, \
                decoded from the state itself (TeaL's POWENS_REDIRECT_FALLBACK); empty: off.",
+    },
+    Key {
+        name: "dispatcher",
+        kind: Kind::Bool,
+        default: Some("false"),
+        value_name: "BOOL",
+        help: "serve also hosts the dispatcher's routes (/websocket and its metadata) on \
+               listen; without amqp_url, webhooks then reach its websocket clients in-process.",
+    },
+    Key {
+        name: "dispatcher_listen",
+        kind: Kind::Text,
+        default: Some("127.0.0.1:8081"),
+        value_name: "ADDR",
+        help: "Address and port powens-relay dispatch listens on.",
+    },
+    Key {
+        name: "listener_url",
+        kind: Kind::Text,
+        default: None,
+        value_name: "URL",
+        help: "Public base URL of serve, for the dispatcher's metadata (callback_url…). \
+               Without it, public_url.",
+    },
+    Key {
+        name: "dispatcher_password",
+        kind: Kind::SecretRef,
+        default: Some("env:POWENS_RELAY_DISPATCHER_PASSWORD"),
+        value_name: "REF",
+        help: "Where the websocket password (user anonymous) is read: env:NAME or \
+               file:PATH; by default the variable POWENS_RELAY_DISPATCHER_PASSWORD holds it.",
+    },
+    Key {
+        name: "dispatcher_max_clients",
+        kind: Kind::Number,
+        default: Some("10000"),
+        value_name: "N",
+        help: "Websocket clients connected at once; more get 503.",
+    },
+    Key {
+        name: "dispatcher_queue_len",
+        kind: Kind::Number,
+        default: Some("256"),
+        value_name: "N",
+        help: "Messages waiting per websocket client; a client that lets more pile up is \
+               closed with 1013.",
+    },
+    Key {
+        name: "dispatcher_ping_secs",
+        kind: Kind::Number,
+        default: Some("20"),
+        value_name: SECS,
+        help: "Interval of websocket pings; a client silent for two intervals is dropped.",
     },
     Key {
         name: "log_format",

@@ -3,6 +3,7 @@
 //! Every key is defined once, in [`keys::KEYS`].
 
 mod accessors;
+mod dispatcher;
 mod domains;
 pub mod keys;
 mod overrides;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use dispatcher::DispatcherConfig;
 use domains::{FileDomain, Mode, SecretRefs};
 use keys::Value;
 pub use overrides::Overrides;
@@ -71,6 +73,7 @@ pub struct RelayConfig {
     public_url: Url,
     callback_one_shot: bool,
     redirect_fallback_hosts: Vec<String>,
+    dispatcher: DispatcherConfig,
 }
 
 /// One thing wrong with the configuration, naming its key.
@@ -128,7 +131,20 @@ impl RelayConfig {
             Some(path) => read_file(path)?,
             None => (FileConfig::default(), Vec::new()),
         };
-        Self::build(file, overrides)
+        Self::build(file, overrides, true)
+    }
+
+    /// As [`load`](Self::load), for `powens-relay dispatch`: the same file and keys,
+    /// but no domain is needed (the dispatcher receives no webhook).
+    ///
+    /// # Errors
+    /// As [`RelayConfig::load`].
+    pub fn load_for_dispatch(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file = match overrides.config() {
+            Some(path) => read_file(path)?,
+            None => (FileConfig::default(), Vec::new()),
+        };
+        Self::build(file, overrides, false)
     }
 
     /// Only the callback store's keys (`callback_store`, `data_dir`), for
@@ -164,12 +180,13 @@ impl RelayConfig {
     /// # Errors
     /// As [`RelayConfig::load`].
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::build(parse_toml(text, Path::new("<inline>"))?, overrides)
+        Self::build(parse_toml(text, Path::new("<inline>"))?, overrides, true)
     }
 
     fn build(
         (file, problems): (FileConfig, Vec<Problem>),
         overrides: &Overrides,
+        need_domains: bool,
     ) -> Result<Self, ConfigError> {
         let mut r = Reader {
             file,
@@ -236,16 +253,21 @@ impl RelayConfig {
                 r.problem("redirect_fallback_hosts", m);
                 Vec::new()
             });
+        let dispatcher = DispatcherConfig::read(&mut r, &public_url);
         let file_domains = std::mem::take(&mut r.file.domains);
         let mut problem = |key: &str, message: String| r.problem(key, message);
-        let (domains, secret_refs) =
-            domains::resolve(file_domains, overrides.domains(), &mut problem);
+        let (domains, secret_refs) = domains::resolve(
+            file_domains,
+            overrides.domains(),
+            need_domains,
+            &mut problem,
+        );
         if !r.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 problems: r.problems,
             });
         }
-        let webhooks = domains
+        let builder = domains
             .into_iter()
             .fold(WebhookConfig::builder(), |b, (domain, ring)| match ring {
                 Some(ring) => b.verify(domain, ring),
@@ -254,14 +276,18 @@ impl RelayConfig {
             .freshness(freshness)
             .body_limit(body_limit)
             .read_timeout(read_timeout)
-            .public_path_prefix(public_path_prefix)
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                problems: vec![Problem {
-                    key: "domains".into(),
-                    message: e.to_string(),
-                }],
-            })?;
+            .public_path_prefix(public_path_prefix);
+        let built = if need_domains {
+            builder.build()
+        } else {
+            builder.build_any()
+        };
+        let webhooks = built.map_err(|e| ConfigError::Invalid {
+            problems: vec![Problem {
+                key: "domains".into(),
+                message: e.to_string(),
+            }],
+        })?;
         Ok(Self {
             listen,
             amqp_url,
@@ -282,6 +308,7 @@ impl RelayConfig {
             public_url,
             callback_one_shot,
             redirect_fallback_hosts,
+            dispatcher,
         })
     }
 

@@ -155,12 +155,15 @@ fn flag(key: &Key) -> Arg {
         Some(default) => help.push_str(&format!(" [default: {default}]")),
         None => {}
     }
-    Arg::new(key.name)
+    let arg = Arg::new(key.name)
         .long(key.flag().trim_start_matches('-').to_owned())
-        .env(key.env())
         .value_name(key.value_name)
-        .hide_env_values(key.kind == Kind::Credential)
-        .help(help)
+        .help(help);
+    match key.kind {
+        Kind::SecretRef => arg,
+        Kind::Credential => arg.env(key.env()).hide_env_values(true),
+        _ => arg.env(key.env()),
+    }
 }
 
 impl clap::FromArgMatches for Overrides {

@@ -53,14 +53,14 @@ impl Value {
                 .parse()
                 .map(Self::Number)
                 .map_err(|_| "must be a whole number, 0 or more".into()),
-            (Kind::Text | Kind::Credential, value @ Self::Text(_))
+            (Kind::Text | Kind::Credential | Kind::SecretRef, value @ Self::Text(_))
             | (Kind::Bool, value @ Self::Bool(_))
             | (Kind::Number, value @ Self::Number(_)) => Ok(value),
             (Kind::Choice(words), Self::Text(text)) if words.contains(&text.as_str()) => {
                 Ok(Self::Text(text))
             }
             (Kind::Choice(words), _) => Err(format!("must be one of: {}", words.join(", "))),
-            (Kind::Text | Kind::Credential, _) => Err("must be text".into()),
+            (Kind::Text | Kind::Credential | Kind::SecretRef, _) => Err("must be text".into()),
             (Kind::Bool, _) => Err("must be true or false".into()),
             (Kind::Number, _) => Err("must be a whole number, 0 or more".into()),
         }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lapin::Channel;
 use lapin::options::QueueBindOptions;
@@ -54,6 +55,8 @@ pub(super) struct Wanted {
 #[derive(Debug, Clone)]
 pub struct BindingHandle {
     pub(super) wanted: Arc<Mutex<Wanted>>,
+    /// Whether the consumer's connection is up (set on connection, cleared on loss).
+    pub(super) connected: Arc<AtomicBool>,
     pub(super) exchanges: Exchanges,
 }
 
@@ -91,6 +94,11 @@ impl BindingHandle {
             set_binding(channel, queue, &self.exchanges, (exchange, key), false).await?;
         }
         Ok(())
+    }
+
+    /// Whether the consumer is connected now (its queue and bindings declared).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
     /// The bindings wanted now.

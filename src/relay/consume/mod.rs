@@ -41,6 +41,7 @@ mod received;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -149,6 +150,7 @@ impl TealConsumer {
                 keys: bindings.pairs().collect(),
                 live: None,
             })),
+            connected: Arc::new(AtomicBool::new(false)),
             exchanges: Exchanges {
                 prefix: settings.exchange_prefix.clone(),
                 durable: settings.exchange_durable,
@@ -232,6 +234,7 @@ impl TealConsumer {
             })
             .await?;
         wanted.live = Some((session.channel.clone(), session.queue.clone()));
+        self.handle.connected.store(true, Ordering::Relaxed);
         self.queue.clone_from(&session.queue);
         self.session = Some(session);
         Ok(())
@@ -239,6 +242,7 @@ impl TealConsumer {
 
     /// Drops a dead session and opens a new one, retrying with backoff until it works.
     async fn reconnect(&mut self) {
+        self.handle.connected.store(false, Ordering::Relaxed);
         self.handle.wanted.lock().await.live = None;
         if let Some(dead) = self.session.take() {
             tokio::spawn(async move {

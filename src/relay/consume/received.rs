@@ -19,6 +19,33 @@ pub enum Incoming {
     OpenIdCiba(OpenIdCibaCallbackMessage),
 }
 
+impl Incoming {
+    /// Reads the body of a message published on `exchange`.
+    ///
+    /// # Errors
+    /// [`MessageError::Json`] when it is not that exchange's message.
+    pub fn from_json(exchange: TealExchange, body: &[u8]) -> Result<Self, MessageError> {
+        match exchange {
+            TealExchange::PowensDomainWebhooks => {
+                PowensWebhookMessage::from_json(body).map(Incoming::Webhook)
+            }
+            TealExchange::Callbacks => CallbackMessage::from_json(body).map(Incoming::Callback),
+            TealExchange::OpenIdCibaCallbacks => {
+                OpenIdCibaCallbackMessage::from_json(body).map(Incoming::OpenIdCiba)
+            }
+        }
+    }
+
+    /// The exchange it comes from and its routing key (the domain, state or request id).
+    pub fn route(&self) -> (TealExchange, &str) {
+        match self {
+            Self::Webhook(m) => (TealExchange::PowensDomainWebhooks, m.routing_key()),
+            Self::Callback(m) => (TealExchange::Callbacks, m.routing_key()),
+            Self::OpenIdCiba(m) => (TealExchange::OpenIdCibaCallbacks, m.routing_key()),
+        }
+    }
+}
+
 /// A delivery: the message and its AMQP envelope.
 #[derive(Debug)]
 pub struct Received {
@@ -73,15 +100,7 @@ pub(super) async fn read(
 ) -> Result<Received, ConsumeError> {
     let exchange = delivery.exchange.as_str().to_owned();
     let parsed = match TealExchange::from_name(&exchange, prefix) {
-        Some(TealExchange::PowensDomainWebhooks) => {
-            PowensWebhookMessage::from_json(&delivery.data).map(Incoming::Webhook)
-        }
-        Some(TealExchange::Callbacks) => {
-            CallbackMessage::from_json(&delivery.data).map(Incoming::Callback)
-        }
-        Some(TealExchange::OpenIdCibaCallbacks) => {
-            OpenIdCibaCallbackMessage::from_json(&delivery.data).map(Incoming::OpenIdCiba)
-        }
+        Some(from) => Incoming::from_json(from, &delivery.data),
         None => Err(MessageError::Json {
             what: "it came from an exchange that is not TeaL's".into(),
             line: 0,

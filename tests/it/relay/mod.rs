@@ -4,6 +4,8 @@
 mod callbacks_e2e;
 mod commands;
 mod consume;
+mod dispatch;
+mod dispatch_local;
 mod e2e;
 mod faults;
 mod hostile;
@@ -145,12 +147,23 @@ impl Serve {
 
     /// As [`Serve::spawn`], with standard output going to `stdout`.
     pub fn spawn_with(env: &[(&str, &str)], stdout: std::process::Stdio) -> Self {
+        Self::spawn_command("serve", env, stdout)
+    }
+
+    /// As [`Serve::spawn_with`], for `powens-relay <subcommand>` (`dispatch` listens on
+    /// `POWENS_RELAY_DISPATCHER_LISTEN`, port 0 too).
+    pub fn spawn_command(
+        subcommand: &str,
+        env: &[(&str, &str)],
+        stdout: std::process::Stdio,
+    ) -> Self {
         use std::io::{BufRead, BufReader};
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_powens-relay"));
         command.env("POWENS_RELAY_DATA_DIR", crate::test_data_dir());
         command
-            .arg("serve")
+            .arg(subcommand)
             .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")
+            .env("POWENS_RELAY_DISPATCHER_LISTEN", "127.0.0.1:0")
             .env("POWENS_RELAY_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(stdout)

@@ -1,0 +1,317 @@
+//! TeaL's websocket dispatcher: `powens-relay dispatch`, or hosted by `serve`
+//! (`dispatcher = true`).
+//!
+//! Clients connect to `GET /websocket` with `anonymous:PASSWORD` (Basic, or
+//! `?credentials=`), create callbacks and register to callback states, CIBA request ids
+//! and Powens domains; each message of those keys is pushed to them as TeaL's server
+//! message. `GET /.well-known/teapots-teal-metadata` says where everything is.
+//!
+//! What differs from TeaL, on purpose:
+//! - one exclusive, auto-delete queue per process (gone with it), bound to a key when
+//!   its first client registers and unbound when its last client leaves;
+//! - a message is acknowledged once written to every client of this process registered
+//!   to its key (or at once when there is none); at most 256 unacknowledged;
+//! - each client has a bounded queue; one that lets it overflow is closed with 1013,
+//!   so a slow client never holds up the others; pings detect dead clients;
+//! - a text frame that is not a valid `ClientMessage` (or an empty or invalid key) is
+//!   answered by closing with 1007 and a reason saying what is wrong, a binary frame
+//!   with 1003, where TeaL ignores the first silently and fails the second with 1011;
+//! - a failed `create` does not skip the frame's `register_to`;
+//! - `powens_domain` may be `budgea` or `budgea.biapi.pro` (both bind the full domain);
+//! - refused credentials get an HTTP 401 before the upgrade; the password is compared
+//!   in constant time; a `+` in `?credentials=` is kept.
+
+mod auth;
+mod hub;
+mod metrics;
+mod protocol;
+mod service;
+mod socket;
+mod source;
+
+pub use metrics::DispatcherMetrics;
+pub use service::{BoundDispatcher, DispatchError};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use url::Url;
+
+use super::callback::store::CallbackStore;
+use super::config::RelayConfig;
+use super::consume::{Bindings, ConsumerSettings, TealConsumer};
+use super::http::Refusal;
+use super::publish::Publisher;
+use auth::Password;
+use hub::Hub;
+
+/// Unacknowledged messages the dispatcher's queue may hold at once.
+pub const PREFETCH: u16 = 256;
+/// Largest client frame accepted (a `ClientMessage` is well under 1 KiB).
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// What the routes and the client tasks share.
+pub(crate) struct Context {
+    hub: Arc<Hub>,
+    password: Password,
+    store: Arc<dyn CallbackStore>,
+    listener_url: Url,
+    path_prefix: String,
+    max_clients: usize,
+    ping_interval: Duration,
+}
+
+/// A dispatcher: its clients' routing table, and where its messages come from.
+pub struct Dispatcher {
+    ctx: Arc<Context>,
+    consumer: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("clients", &self.ctx.hub.client_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    fn context(
+        config: &RelayConfig,
+        store: Arc<dyn CallbackStore>,
+        subscriber: Arc<dyn hub::Subscriber>,
+    ) -> Result<Context, DispatchError> {
+        let settings = config.dispatcher();
+        let secret = settings
+            .password()
+            .resolve()
+            .map_err(|e| DispatchError::Password(e.to_string()))?;
+        let metrics = Arc::new(DispatcherMetrics::default());
+        Ok(Context {
+            hub: Arc::new(Hub::new(subscriber, settings.queue_len(), metrics)),
+            password: Password::new(&secret),
+            store,
+            listener_url: settings.listener_url().clone(),
+            path_prefix: config.webhooks().public_path_prefix().to_owned(),
+            max_clients: settings.max_clients(),
+            ping_interval: settings.ping_interval(),
+        })
+    }
+
+    /// A dispatcher consuming from the broker of `config` with a queue of its own,
+    /// writing created callbacks to `store`.
+    ///
+    /// # Errors
+    /// [`DispatchError::NoBroker`], [`DispatchError::Password`] or
+    /// [`DispatchError::Consume`] (the broker cannot be reached at start).
+    pub async fn connect(
+        config: &RelayConfig,
+        store: Arc<dyn CallbackStore>,
+    ) -> Result<Self, DispatchError> {
+        let url = config.amqp_url().ok_or(DispatchError::NoBroker)?;
+        // The password first: a missing one is said before any connection is made.
+        config
+            .dispatcher()
+            .password()
+            .resolve()
+            .map_err(|e| DispatchError::Password(e.to_string()))?;
+        let settings = ConsumerSettings {
+            exchange_prefix: config.exchanges().prefix.clone(),
+            exchange_durable: config.exchanges().durable,
+            queue: None,
+            prefetch: PREFETCH,
+            connect_timeout: config.connect_timeout(),
+            reconnect_max_delay: config.reconnect_max_delay(),
+        };
+        let consumer = TealConsumer::connect(url, &settings, &Bindings::default()).await?;
+        let subscriber = Arc::new(source::BrokerSubscriber(consumer.bindings()));
+        let ctx = Arc::new(Self::context(config, store, subscriber)?);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let hub = ctx.hub.clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = source::consume(consumer, hub) => {}
+                _ = stopped => {}
+            }
+        });
+        Ok(Self {
+            ctx,
+            consumer: Some((task, stop)),
+        })
+    }
+
+    /// A dispatcher fed in-process, with the publisher that feeds it: for `serve`
+    /// without a broker.
+    ///
+    /// # Errors
+    /// [`DispatchError::Password`].
+    pub(crate) fn in_process(
+        config: &RelayConfig,
+        store: Arc<dyn CallbackStore>,
+    ) -> Result<(Self, Arc<dyn Publisher>), DispatchError> {
+        let ctx = Arc::new(Self::context(
+            config,
+            store,
+            Arc::new(source::LocalSubscriber),
+        )?);
+        let bus = source::InProcessBus {
+            hub: ctx.hub.clone(),
+            prefix: config.exchanges().prefix.clone(),
+            accept_unroutable: config.unroutable() == super::config::Unroutable::Accept,
+        };
+        Ok((
+            Self {
+                ctx,
+                consumer: None,
+            },
+            Arc::new(bus),
+        ))
+    }
+
+    /// The dispatcher's metrics.
+    pub fn metrics(&self) -> Arc<DispatcherMetrics> {
+        self.ctx.hub.metrics.clone()
+    }
+
+    /// Whether messages can reach the dispatcher now (the broker consumer is connected).
+    pub fn is_ready(&self) -> bool {
+        self.ctx.hub.is_ready()
+    }
+
+    /// A check of [`is_ready`](Self::is_ready) that outlives the dispatcher's handle.
+    pub(crate) fn readiness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let hub = self.ctx.hub.clone();
+        move || hub.is_ready()
+    }
+
+    /// The metadata and websocket routes.
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .route(
+                "/.well-known/teapots-teal-metadata",
+                get(metadata).options(preflight),
+            )
+            .route("/websocket", get(websocket))
+            .with_state(self.ctx.clone())
+    }
+
+    /// Closes every client with 1001 (waiting at most `grace`), then the broker
+    /// connection (its queue goes with it).
+    pub async fn shut_down(self, grace: Duration) {
+        self.ctx.hub.shut_down(grace).await;
+        if let Some((task, stop)) = self.consumer {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    server_version: &'a str,
+    websocket_url: String,
+    callback_url: String,
+    errback_url: String,
+    openid_ciba_callback_url: String,
+}
+
+/// `GET /.well-known/teapots-teal-metadata`: no authentication (an `Authorization`
+/// header is not even read, where TeaL answered 400 to one it could not parse).
+///
+/// `websocket_url` is built from the request's `Host` and `X-Forwarded-Proto` (`wss://`
+/// behind a TLS-terminating proxy that sets it), with `public_path_prefix` in front of
+/// `/websocket`.
+async fn metadata(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Response {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or_else(|| ctx.listener_url.host_str().unwrap_or("localhost"));
+    let join = |path: &str| {
+        ctx.listener_url
+            .join(path)
+            .map_or_else(|_| String::new(), String::from)
+    };
+    let body = Metadata {
+        server_version: env!("CARGO_PKG_VERSION"),
+        websocket_url: format!(
+            "{}://{host}{}/websocket",
+            if secure { "wss" } else { "ws" },
+            ctx.path_prefix
+        ),
+        callback_url: join("callback"),
+        errback_url: join("errback"),
+        openid_ciba_callback_url: join("openid-ciba-callback"),
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// CORS preflight of the metadata route: any origin may read it.
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /websocket`: credentials checked before the upgrade (401 otherwise, logged
+/// without them), then the client served until it leaves.
+async fn websocket(State(ctx): State<Arc<Context>>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if let Err(refused) = ctx.password.check(&parts.headers, parts.uri.query()) {
+        ctx.hub.metrics.refused(refused.label());
+        tracing::warn!(reason = refused.label(), "websocket handshake refused");
+        return Refusal::new(StatusCode::UNAUTHORIZED, refused.reason())
+            .with_challenge("Basic realm=\"powens-relay dispatcher\"")
+            .into_response();
+    }
+    if ctx.hub.client_count() >= ctx.max_clients {
+        ctx.hub.metrics.refused("too_many_clients");
+        return Refusal::unavailable(
+            super::ops::Outcome::Overloaded,
+            format!(
+                "too many websocket clients (dispatcher_max_clients = {}); retry later",
+                ctx.max_clients
+            ),
+            super::http::RETRY_AFTER_UNAVAILABLE,
+        )
+        .into_response();
+    }
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| socket::serve_client(socket, ctx))
+}

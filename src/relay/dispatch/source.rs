@@ -1,0 +1,141 @@
+//! Where the dispatcher's messages come from: its own queue on the broker (one
+//! exclusive, auto-delete queue per process, bound key by key as clients register), or,
+//! in `serve` without a broker, the relay's publishes handed over in-process.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+
+use super::hub::{Hub, Key, Subscriber};
+use super::protocol::push_frame;
+use crate::amq::TealExchange;
+use crate::relay::broker::BrokerError;
+use crate::relay::consume::{BindingHandle, ConsumeError, Incoming, Received, TealConsumer};
+use crate::relay::publish::{Outgoing, PublishError, Publisher};
+
+/// A broker delivery shared by the clients it is queued for: acknowledged when the last
+/// of them has written it to its socket (or gone away).
+#[derive(Debug)]
+pub(crate) struct Delivery(Option<Received>);
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        let Some(received) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = received.ack().await {
+                tracing::debug!(error = %e, "acknowledgement lost with the connection");
+            }
+        });
+    }
+}
+
+/// Bindings on the consumer's queue.
+pub(crate) struct BrokerSubscriber(pub(crate) BindingHandle);
+
+impl Subscriber for BrokerSubscriber {
+    fn bind<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.0.bind(key.0, &key.1))
+    }
+
+    fn unbind<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.0.unbind(key.0, &key.1))
+    }
+
+    fn is_ready(&self) -> bool {
+        self.0.is_connected()
+    }
+}
+
+/// Receives from `consumer` until it is dropped, handing each message to the clients
+/// registered to its key. A message no client of this process wants is acknowledged at
+/// once (it was bound for a client that has just left).
+pub(crate) async fn consume(mut consumer: TealConsumer, hub: Arc<Hub>) {
+    loop {
+        let received = match consumer.next().await {
+            Ok(received) => received,
+            Err(ConsumeError::Malformed { exchange, error }) => {
+                tracing::warn!(%exchange, %error, "a message could not be read and was rejected");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "consuming failed");
+                continue;
+            }
+        };
+        let (kind, frame) = push_frame(&received.message);
+        let (exchange, key) = received.message.route();
+        let key = (exchange, key.to_owned());
+        let delivery = Arc::new(Delivery(Some(received)));
+        let queued = hub.deliver(
+            (key.0, &key.1),
+            kind,
+            Utf8Bytes::from(frame),
+            Some(delivery),
+        );
+        if queued == 0 {
+            hub.metrics.unwanted();
+        }
+    }
+}
+
+/// No broker: bindings are the hub's table itself.
+pub(crate) struct LocalSubscriber;
+
+impl Subscriber for LocalSubscriber {
+    fn bind<'a>(&'a self, _: &'a Key) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn unbind<'a>(&'a self, _: &'a Key) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// The relay's publisher when `serve` hosts the dispatcher without a broker: a message
+/// is "published" once queued for every websocket client registered to its key, and
+/// unroutable (503, as with `mandatory` on RabbitMQ) when there is none, unless
+/// `accept_unroutable`.
+#[derive(Debug)]
+pub(crate) struct InProcessBus {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) prefix: String,
+    pub(crate) accept_unroutable: bool,
+}
+
+impl Publisher for InProcessBus {
+    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            let exchange = TealExchange::from_name(&message.exchange, &self.prefix)
+                .ok_or(PublishError::Unroutable)?;
+            let incoming = Incoming::from_json(exchange, &message.body).map_err(|e| {
+                tracing::error!(error = %e, "a message of the relay could not be read back");
+                PublishError::Unroutable
+            })?;
+            let (kind, frame) = push_frame(&incoming);
+            let queued = self.hub.deliver(
+                (exchange, &message.routing_key),
+                kind,
+                Utf8Bytes::from(frame),
+                None,
+            );
+            if queued == 0 && !self.accept_unroutable {
+                return Err(PublishError::Unroutable);
+            }
+            Ok(())
+        })
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
