@@ -12,7 +12,7 @@ use crate::secret::Secret;
 
 /// Why a handshake is refused. The credentials are never repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub enum Refused {
     /// Neither the header nor the query parameter.
     Missing,
     /// Not `Basic <base64 of user:password>`.
@@ -22,7 +22,8 @@ pub(crate) enum Refused {
 }
 
 impl Refused {
-    pub(crate) fn reason(self) -> &'static str {
+    /// The text of the 401 (TeaL's words).
+    pub fn reason(self) -> &'static str {
         match self {
             Self::Missing => "Authentication required",
             Self::Malformed => "Incorrect HTTP-Basic authorization header",
@@ -30,7 +31,8 @@ impl Refused {
         }
     }
 
-    pub(crate) fn label(self) -> &'static str {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
         match self {
             Self::Missing => "missing_credentials",
             Self::Malformed => "malformed_credentials",
@@ -41,7 +43,7 @@ impl Refused {
 
 /// The dispatcher's password, kept as its SHA-256 so that comparing takes the same
 /// time whatever the length or content of the guess.
-pub(crate) struct Password([u8; 32]);
+pub struct Password([u8; 32]);
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +52,8 @@ impl std::fmt::Debug for Password {
 }
 
 impl Password {
-    pub(crate) fn new(secret: &Secret) -> Self {
+    /// The password `secret`.
+    pub fn new(secret: &Secret) -> Self {
         Self(Sha256::digest(secret.expose()).into())
     }
 
@@ -59,8 +62,12 @@ impl Password {
         bool::from(self.0.ct_eq(&guess))
     }
 
-    /// Checks the request's credentials.
-    pub(crate) fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refused> {
+    /// Checks the request's credentials: its `Authorization` header, or without one
+    /// the `credentials` parameter of its `query`.
+    ///
+    /// # Errors
+    /// [`Refused`].
+    pub fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refused> {
         let encoded = match headers.get(http::header::AUTHORIZATION) {
             Some(value) => basic(value.as_bytes()).ok_or(Refused::Malformed)?,
             None => query_credentials(query.unwrap_or_default()).ok_or(Refused::Missing)?,

@@ -24,11 +24,12 @@
 mod auth;
 mod hub;
 mod metrics;
-mod protocol;
+pub mod protocol;
 mod service;
 mod socket;
 mod source;
 
+pub use auth::{Password, Refused};
 pub use metrics::DispatcherMetrics;
 pub use service::{BoundDispatcher, DispatchError};
 
@@ -48,7 +49,6 @@ use super::config::RelayConfig;
 use super::consume::{Bindings, ConsumerSettings, TealConsumer};
 use super::http::Refusal;
 use super::publish::Publisher;
-use auth::Password;
 use hub::Hub;
 
 /// Unacknowledged messages the dispatcher's queue may hold at once.

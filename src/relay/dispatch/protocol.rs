@@ -1,6 +1,9 @@
 //! TeaL's websocket protocol: the client's frames, read once into types, and the
 //! server's messages, written as TeaL writes them (compact JSON, `type` first, non-ASCII
 //! escaped, null fields written).
+//!
+//! Public so that the fuzz target and Rust clients can read frames as the dispatcher
+//! does.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,19 +20,23 @@ use crate::time::IsoDateTime;
 
 /// A client frame: `{create?, register_to?}`, unknown keys ignored.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ClientMessage {
+#[non_exhaustive]
+pub struct ClientMessage {
+    /// A callback to write in the store.
     #[serde(default)]
-    pub(crate) create: Option<CallbackCreation>,
+    pub create: Option<CallbackCreation>,
+    /// What to receive from now on.
     #[serde(default)]
-    pub(crate) register_to: Option<Registration>,
+    pub register_to: Option<Registration>,
 }
 
 /// `create`: a callback to write in the store.
 #[derive(Debug, Deserialize)]
-pub(crate) struct CallbackCreation {
+pub struct CallbackCreation {
     #[serde(rename = "type")]
     _type: CreationType,
-    pub(crate) state: String,
+    /// The state, as sent (checked by [`CallbackCreation::record`]).
+    pub state: String,
     #[serde(default)]
     final_redirect_url: Option<String>,
     #[serde(default)]
@@ -46,29 +53,43 @@ enum CreationType {
 /// `register_to`, by its `type`.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum Registration {
+pub enum Registration {
     /// Callbacks of a state.
-    Callback { state: String },
+    Callback {
+        /// The state.
+        state: String,
+    },
     /// CIBA notifications of an authentication request.
-    OpenidCibaCallback { request_id: String },
+    OpenidCibaCallback {
+        /// The authentication request id.
+        request_id: String,
+    },
     /// Webhooks of a Powens domain.
-    PowensDomain { powens_domain: String },
+    PowensDomain {
+        /// `budgea` or `budgea.biapi.pro`.
+        powens_domain: String,
+    },
 }
 
 /// Why a frame is refused: the close code and its reason (sent to the client; never
 /// quoting the frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FrameError {
-    pub(crate) code: u16,
-    pub(crate) reason: String,
+pub struct FrameError {
+    /// The websocket close code (1007).
+    pub code: u16,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// 1007: the frame is text but not a valid `ClientMessage`.
-pub(crate) const INVALID_PAYLOAD: u16 = 1007;
+pub const INVALID_PAYLOAD: u16 = 1007;
 
 impl ClientMessage {
     /// Reads a text frame.
-    pub(crate) fn parse(text: &str) -> Result<Self, FrameError> {
+    ///
+    /// # Errors
+    /// [`FrameError`] (1007) saying, without quoting the frame, what is wrong.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
         serde_json::from_str(text).map_err(|e| {
             let what = match MessageError::from_json(e) {
                 MessageError::Json { what, .. } => what,
@@ -85,7 +106,10 @@ impl ClientMessage {
 impl Registration {
     /// The exchange and routing key this registration binds: the full Powens domain
     /// (`budgea` and `budgea.biapi.pro` alike), the state, or the request id.
-    pub(crate) fn binding(&self) -> Result<(TealExchange, String), FrameError> {
+    ///
+    /// # Errors
+    /// [`FrameError`] (1007) for an empty or invalid key.
+    pub fn binding(&self) -> Result<(TealExchange, String), FrameError> {
         let invalid = |reason: String| FrameError {
             code: INVALID_PAYLOAD,
             reason,
@@ -127,10 +151,10 @@ fn full_domain(text: &str) -> Result<Domain, ()> {
 impl CallbackCreation {
     /// The state and its record, checked as TeaL does at `now`; the
     /// `callback_creation_failure` detail when refused.
-    pub(crate) fn record(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(CallbackState, CallbackRecord), String> {
+    ///
+    /// # Errors
+    /// The detail, TeaL's text for a lifetime out of its limits.
+    pub fn record(&self, now: DateTime<Utc>) -> Result<(CallbackState, CallbackRecord), String> {
         let state = CallbackState::parse(&self.state).map_err(|e| e.to_string())?;
         let url = match &self.final_redirect_url {
             None => None,
