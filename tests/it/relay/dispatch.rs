@@ -567,8 +567,14 @@ async fn clients_stay_connected_through_a_broker_cut() {
     );
     assert_eq!(next_json(&mut client).await["payload"], r#"{"n":1}"#);
 
+    assert_eq!(readyz(dispatcher).await, 200);
     proxy.inject(Fault::Cut);
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        readyz(dispatcher).await,
+        503,
+        "not ready while the broker is cut"
+    );
     // While the dispatcher's queue is gone, the relay refuses rather than loses.
     let request = signed(
         "/powens-webhook/budgea.biapi.pro/USER_SYNCED",
@@ -577,6 +583,10 @@ async fn clients_stay_connected_through_a_broker_cut() {
     );
     assert_eq!(try_post(relay, request).await.unwrap().0, 503);
     proxy.heal();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while readyz(dispatcher).await != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The queue and its binding come back; the client never noticed.
     assert_eq!(
         post_webhook(relay, "budgea.biapi.pro", r#"{"n":2}"#).await,
@@ -651,6 +661,14 @@ async fn two_dispatcher_processes_each_deliver_exactly_their_clients_messages() 
         "the password is never logged"
     );
     delete_exchanges(&prefix).await;
+}
+
+/// The status of the dispatcher's `/readyz`.
+async fn readyz(dispatcher: SocketAddr) -> u16 {
+    let request = Request::get("/readyz")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    try_post(dispatcher, request).await.unwrap().0
 }
 
 /// POSTs an unsigned webhook for `<domain>.biapi.pro`, relayed in forward mode, until it

@@ -168,11 +168,30 @@ async fn a_client_that_does_not_read_is_closed_with_1013_and_holds_up_no_one() {
         }
     };
     assert_eq!(close.code, CloseCode::Again);
+
+    // The metrics say so.
+    let request = Request::get("/metrics")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, metrics) = try_post(addr, request).await.unwrap();
+    assert_eq!(status, 200);
+    let value = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name));
+        let line = line.unwrap_or_else(|| panic!("{name} not in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        value("powens_dispatcher_closes_total{reason=\"overflow\"}"),
+        1
+    );
+    // The fast client's 61, and what the slow one took before it stopped reading.
+    assert!(value("powens_dispatcher_messages_pushed_total{type=\"powens_webhook\"}") > 61);
 }
 
 #[tokio::test]
 async fn pings_keep_an_idle_client_and_drop_a_dead_one() {
-    let (addr, _stop, _task) = start("dispatcher_ping_secs = 1").await;
+    // A websocket outlives read_timeout_secs, which only bounds HTTP request heads.
+    let (addr, _stop, _task) = start("dispatcher_ping_secs = 1\nread_timeout_secs = 1").await;
     let mut idle = client(addr).await;
     let mut dead = client(addr).await;
     // The idle client reads (and so answers pings) for 3.5 s; the dead one does not.
