@@ -649,6 +649,15 @@ async fn two_dispatcher_processes_each_deliver_exactly_their_clients_messages() 
         nothing_for(client, Duration::from_millis(300)).await;
     }
 
+    let mut queues = bound_queues(&prefix);
+    queues.sort();
+    queues.dedup();
+    assert_eq!(
+        queues.len(),
+        2,
+        "one queue per process, bound per domain: {queues:?}"
+    );
+
     // SIGTERM: each client gets a close frame with 1001, the process exits 0.
     let (status, _) = first.terminate();
     assert!(status.success());
