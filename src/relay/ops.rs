@@ -265,9 +265,16 @@ pub fn metrics_response(metrics: &Metrics, broker_ready: bool) -> Response {
 /// body and signature included. The relay logs unroutable messages itself.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    const QUIET: [&str; 3] = [
+    // lapin's connection and I/O-loop errors (a refused login, a cut connection) come
+    // back to the relay as failed operations, which it logs once in its own words
+    // ("cannot connect to the broker at …", "reconnecting"): lapin's own lines would
+    // only repeat them with its internals.
+    const QUIET: [&str; 6] = [
         "lapin=info",
         "lapin::returned_messages=error",
+        "lapin::channel=off",
+        "lapin::channels=off",
+        "lapin::io_loop=off",
         "amq_protocol=info",
     ];
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

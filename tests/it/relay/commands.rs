@@ -503,3 +503,28 @@ fn consume_says_where_the_broker_goes_and_takes_exchange_durable_as_serve_does()
         );
     }
 }
+
+#[test]
+fn a_wrong_broker_password_is_one_line_of_ours() {
+    super::broker();
+    let output = relay()
+        .args(["serve", "--domain", "sandbox.biapi.pro=forward"])
+        .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")
+        .env("POWENS_RELAY_DATA_DIR", crate::test_data_dir())
+        .env(
+            "POWENS_RELAY_AMQP_URL",
+            "amqp://guest:not-the-password@127.0.0.1:5672/%2f",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: cannot connect to the broker at amqp://"),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("ACCESS_REFUSED"), "{stderr}");
+    assert!(!stderr.contains("not-the-password"));
+}
