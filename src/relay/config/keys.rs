@@ -1,6 +1,6 @@
 //! Every configuration key, defined once: its name (the TOML key), flag, environment
-//! variable, default and help. The TOML reader, the clap flags and the README's
-//! configuration table are all derived from, or checked against, [`KEYS`].
+//! variable, default and help. The TOML reader, the clap flags and the configuration
+//! table of `docs/operations.md` are all derived from, or checked against, [`KEYS`].
 
 /// What values a key takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub use super::value::Value;
 
 const SECS: &str = "SECS";
 
-/// The relay's keys, in the order of the README's table. `domains` (a TOML table, and
+/// The relay's keys, in the order of the table in `docs/operations.md`. `domains` (a TOML table, and
 /// the repeatable `--domain` flag) and `--config` are the only settings not here.
 pub const KEYS: &[Key] = &[
     Key {
@@ -294,11 +294,11 @@ mod tests {
         }
     }
 
-    /// The README's configuration table, row by row: its key, flag / variable and
+    /// The configuration table of `docs/operations.md`, row by row: its key, flag / variable and
     /// default columns are what [`KEYS`] says, and it has no row for a key that is not.
     #[test]
     fn the_readme_configuration_table_matches_the_keys() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/operations.md");
         let rows: Vec<Vec<&str>> = readme
             .lines()
             .filter(|l| l.starts_with("| `"))
@@ -309,7 +309,7 @@ mod tests {
             let row = rows
                 .iter()
                 .find(|r| r[0] == format!("| `{}`", key.name))
-                .unwrap_or_else(|| panic!("the README has no row for {}", key.name));
+                .unwrap_or_else(|| panic!("docs/operations.md has no row for {}", key.name));
             assert_eq!(row[1], format!("`{}` / `{}`", key.flag(), key.env()));
             let default = match key.default {
                 Some("") => "`\"\"`".to_owned(),
@@ -318,7 +318,7 @@ mod tests {
             };
             assert!(
                 row[2].starts_with(&default),
-                "{}: the README says {:?}, the key {default}",
+                "{}: docs/operations.md says {:?}, the key {default}",
                 key.name,
                 row[2]
             );
@@ -328,7 +328,7 @@ mod tests {
                 || row[1].starts_with("`--domain ");
             assert!(
                 documented,
-                "the README documents an unknown key: {}",
+                "docs/operations.md documents an unknown key: {}",
                 row[0]
             );
         }
