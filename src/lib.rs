@@ -1,10 +1,10 @@
-// The README is the crate's front page; its examples are doc tests, and one of them uses
-// the axum extractor.
-#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
+// The crate's front page is the library's guide (the service's is in docs/); its
+// examples are doc tests, and one of them uses the axum extractor.
+#![cfg_attr(feature = "axum", doc = include_str!("../docs/library.md"))]
 #![cfg_attr(
     not(feature = "axum"),
-    doc = "Verify Powens webhook signatures and build TeaL's messages. The README (the \
-           crate's front page with the `axum` feature) has the examples."
+    doc = "Verify Powens webhook signatures and build TeaL's messages. With the `axum` \
+           feature, this page is the library's guide, with examples."
 )]
 
 mod amq;
