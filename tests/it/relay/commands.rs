@@ -528,3 +528,15 @@ fn a_wrong_broker_password_is_one_line_of_ours() {
     assert!(lines[0].contains("ACCESS_REFUSED"), "{stderr}");
     assert!(!stderr.contains("not-the-password"));
 }
+
+#[test]
+fn help_shows_no_example_the_flags_would_refuse() {
+    for command in ["serve", "dispatch", "consume"] {
+        let output = relay().args([command, "--help"]).output().unwrap();
+        assert!(output.status.success());
+        let help = String::from_utf8_lossy(&output.stdout);
+        // A URL with a password is refused on the command line: no example shows one.
+        assert!(!help.contains("user:pass"), "{command}: {help}");
+        assert!(help.contains("POWENS_RELAY_AMQP_URL"), "{command}: {help}");
+    }
+}
