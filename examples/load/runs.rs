@@ -46,7 +46,7 @@ impl Run {
 }
 
 /// A body of about `size` bytes carrying `id` as `id_webhook_data`.
-fn body(id: u64, size: usize) -> Vec<u8> {
+pub fn body(id: u64, size: usize) -> Vec<u8> {
     let head = format!(
         "{{\"id_webhook_data\": {id}, \"connection\": {{\"id\": 42, \"state\": null, \"padding\": \""
     );
@@ -104,8 +104,44 @@ pub async fn relay_run(
     collect(tasks, started).await
 }
 
+/// `connections` keep-alive connections sending `GET /healthz` in turn: the HTTP floor.
+pub async fn healthz_run(addr: SocketAddr, args: &Args, duration: Duration) -> Run {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
+            let mut stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("relay is listening");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut buffer = Vec::with_capacity(1024);
+            while started.elapsed() < duration {
+                let sent = Instant::now();
+                match exchange(&mut stream, &request, &mut buffer).await {
+                    Ok(200) => ok += 1,
+                    Ok(_) => failed += 1,
+                    Err(_) => {
+                        failed += 1;
+                        break;
+                    }
+                }
+                latencies.push(sent.elapsed().as_micros() as u64);
+            }
+            (ok, failed, latencies)
+        }));
+    }
+    let mut run = collect(tasks, started).await;
+    // Nothing is published: nothing to consume.
+    run.consumed = run.ok;
+    run
+}
+
 /// A signed `POST` as bytes on the wire.
-fn raw_request(addr: SocketAddr, body: &[u8], secret: &Secret) -> Vec<u8> {
+pub fn raw_request(addr: SocketAddr, body: &[u8], secret: &Secret) -> Vec<u8> {
     let date = signature_date(Utc::now());
     let signature = sign(secret, &SignedPrefix::new("POST", PATH, &date), body).to_base64();
     let mut request = format!(
@@ -120,7 +156,7 @@ fn raw_request(addr: SocketAddr, body: &[u8], secret: &Secret) -> Vec<u8> {
 
 /// Writes `request`, reads one response (status line, headers, Content-Length body);
 /// returns the status.
-async fn exchange(
+pub async fn exchange(
     stream: &mut tokio::net::TcpStream,
     request: &[u8],
     buffer: &mut Vec<u8>,

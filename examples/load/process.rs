@@ -1,0 +1,159 @@
+//! The relay and the raw publisher as processes of their own, as an operator runs them,
+//! and what `/proc` says of a process: CPU time and peak memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::runs::Run;
+use crate::{Args, DOMAIN};
+
+/// Linux's clock tick (`sysconf(_SC_CLK_TCK)`, 100 on every common configuration).
+const TICK: Duration = Duration::from_millis(10);
+
+/// User + system CPU time of process `pid` (`self` for this one).
+pub fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (which may hold spaces, within parentheses): the state is
+    // field 0, utime 11 and stime 12.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
+}
+
+/// Peak resident memory (`VmHWM`) of `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The pid of the local RabbitMQ (the Erlang VM, `beam.smp`, running `rabbit`).
+pub fn rabbitmq_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline);
+            (text.contains("beam.smp") && text.contains("rabbit")).then_some(pid)
+        })
+}
+
+/// `powens-relay` from the same target directory as this example.
+fn binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("powens-relay"))
+        .filter(|b| b.exists())
+        .ok_or_else(|| "build the binary first: cargo build --release".into())
+}
+
+/// `powens-relay serve` as a child: the run's broker, prefix and domain, port 0, logs
+/// as an operator has them (info, JSON lines), drained so that they never block it.
+pub fn spawn_relay(
+    args: &Args,
+    prefix: &str,
+    secret_file: &Path,
+    data_dir: &Path,
+) -> Result<(Child, SocketAddr), Box<dyn std::error::Error>> {
+    // A free port, chosen here: the relay says where it listens only at level info.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut command = Command::new(binary()?);
+    if let Some(workers) = args.relay_workers {
+        command.env("TOKIO_WORKER_THREADS", workers.to_string());
+    }
+    let mut child = command
+        .arg("serve")
+        .env("POWENS_RELAY_LISTEN", addr.to_string())
+        .env("POWENS_RELAY_AMQP_URL", &args.amqp_url)
+        .env("POWENS_RELAY_EXCHANGE_PREFIX", prefix)
+        .env("POWENS_RELAY_DATA_DIR", data_dir)
+        .env(
+            "POWENS_RELAY_DOMAINS",
+            format!("{DOMAIN}=file:{}", secret_file.display()),
+        )
+        .env("POWENS_RELAY_LOG_FORMAT", "json")
+        .env("RUST_LOG", &args.relay_log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Drained so that the relay never blocks on a full pipe, whatever its log level.
+    let stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            return Err("the relay did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, addr))
+}
+
+/// What the raw publisher child reports: its run and its own CPU time.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ChildReport {
+    pub ok: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    pub latencies_us: Vec<u64>,
+    pub cpu_us: u64,
+}
+
+/// Runs this example again as the raw publisher (`--role raw`) and reads its report.
+pub fn raw_child(
+    args: &Args,
+    prefix: &str,
+    first_id: u64,
+) -> Result<ChildReport, Box<dyn std::error::Error>> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(["--role", "raw", "--prefix", prefix, "--first-id"])
+        .arg(first_id.to_string())
+        .args(["--connections", &args.connections.to_string()])
+        .args(["--seconds", &args.seconds.to_string()])
+        .args(["--body-bytes", &args.body_bytes.to_string()])
+        .args(["--amqp-url", &args.amqp_url])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err("the raw publisher failed".into());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+impl ChildReport {
+    /// The run as the harness keeps it.
+    pub fn into_run(self) -> (Run, Duration) {
+        let mut latencies_us = self.latencies_us;
+        latencies_us.sort_unstable();
+        (
+            Run {
+                name: "",
+                ok: self.ok,
+                failed: self.failed,
+                seconds: self.seconds,
+                latencies_us,
+                consumed: 0,
+            },
+            Duration::from_micros(self.cpu_us),
+        )
+    }
+}
