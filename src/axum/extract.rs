@@ -132,6 +132,27 @@ impl VerifiedPowensWebhook {
         self.to_message(IsoDateTime::naive_utc(Utc::now()))
     }
 
+    /// [`message`](Self::message), taking the payload over instead of copying it: a
+    /// large webhook is then held once, not twice, while its message is built.
+    ///
+    /// # Errors
+    /// As [`to_message`](Self::to_message).
+    pub fn into_message(self) -> Result<PowensWebhookMessage, WebhookRejection> {
+        let timestamp = IsoDateTime::naive_utc(Utc::now());
+        // Everything but the payload from the request; the payload moved in after.
+        let mut message = WebhookRequest {
+            body: &[],
+            ..self.request()
+        }
+        .to_unverified_message(timestamp)?;
+        message.payload = String::from_utf8(Vec::from(self.payload)).map_err(|e| {
+            crate::message::MessageError::PayloadNotUtf8 {
+                valid_up_to: e.utf8_error().valid_up_to(),
+            }
+        })?;
+        Ok(message)
+    }
+
     /// The payload, dropping the rest.
     pub fn into_payload(self) -> Bytes {
         self.payload

@@ -210,4 +210,8 @@ async fn single_domain_receivers_take_the_domain_from_the_configuration() {
         message
     );
     assert_eq!(message.payload.as_bytes(), BODY);
+    // into_message takes the payload over: the same message but for its timestamp.
+    let mut owned = webhook.into_message().unwrap();
+    owned.timestamp = message.timestamp;
+    assert_eq!(owned, message);
 }
