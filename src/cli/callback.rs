@@ -8,7 +8,7 @@ use powens_webhooks::relay::callback::{CallbackRecord, CallbackState, check_life
 use powens_webhooks::relay::config::{Overrides, RelayConfig};
 use url::Url;
 
-use super::{Fatal, runtime};
+use super::{Fatal, print_out, runtime};
 
 /// `callback`'s subcommands; the store comes from the same configuration as `serve`.
 #[derive(Debug, clap::Subcommand)]
@@ -75,7 +75,7 @@ pub fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
                     .put(&state, &record)
                     .await
                     .map_err(|e| e.to_string())?;
-                println!("{}", record.to_json());
+                print_out(&format!("{}\n", record.to_json()))?;
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -90,7 +90,7 @@ pub fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
                     .map_err(|e| e.to_string())?
                 {
                     Some(record) => {
-                        println!("{}", record.to_json());
+                        print_out(&format!("{}\n", record.to_json()))?;
                         Ok(ExitCode::SUCCESS)
                     }
                     None => {

@@ -46,6 +46,20 @@ pub fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// Writes `text` to standard output. A reader that has gone (`| head -n 1`) is not an
+/// error, where `println!` would panic: what it did not read, it did not want. Any
+/// other failure (a full disk) is.
+pub fn print_out(text: &str) -> Result<(), Fatal> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A Tokio runtime for the commands that need one.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
     tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))

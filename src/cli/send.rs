@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use powens_webhooks::relay::send::{Target, send as post};
 
-use super::{Fatal, load_secret, read_body, runtime};
+use super::{Fatal, load_secret, print_out, read_body, runtime};
 
 /// `send`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -32,8 +32,7 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, Fatal> {
     let response = runtime()?
         .block_on(post(&target, body, &secret))
         .map_err(|e| e.to_string())?;
-    println!("{}", response.status);
-    print!("{}", response.body);
+    print_out(&format!("{}\n{}", response.status, response.body))?;
     Ok(if (200..300).contains(&response.status) {
         ExitCode::SUCCESS
     } else {

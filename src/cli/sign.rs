@@ -9,7 +9,7 @@ use powens_webhooks::{
     FreshnessWindow, HmacHeaders, KeyRing, Signature, SignatureDate, SignedPrefix, Verifier,
 };
 
-use super::{Fatal, load_secret, read_body};
+use super::{Fatal, load_secret, print_out, read_body};
 
 /// The request to sign or verify.
 #[derive(Debug, clap::Args)]
@@ -53,10 +53,10 @@ pub fn sign(request: &SignArgs) -> Result<ExitCode, Fatal> {
     let date = SignatureDate::parse(&request.date).map_err(|e| e.to_string())?;
     let method = request.method.to_ascii_uppercase();
     let prefix = SignedPrefix::new(&method, &request.endpoint, date.raw());
-    println!(
-        "{}",
+    print_out(&format!(
+        "{}\n",
         powens_webhooks::sign(&secret, &prefix, &body).to_base64()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,11 +86,11 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Fatal> {
         });
     Ok(match outcome {
         Ok(_) => {
-            println!("valid");
+            print_out("valid\n")?;
             ExitCode::SUCCESS
         }
         Err(reason) => {
-            println!("invalid: {reason}");
+            print_out(&format!("invalid: {reason}\n"))?;
             ExitCode::FAILURE
         }
     })

@@ -540,3 +540,26 @@ fn help_shows_no_example_the_flags_would_refuse() {
         assert!(help.contains("POWENS_RELAY_AMQP_URL"), "{command}: {help}");
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    use std::io::Write;
+    // `powens-relay sign … | head -c 0`: the reader is gone before the signature is
+    // written (its body comes from stdin, sent only once stdout is closed).
+    let mut child = relay()
+        .args(["sign", "--endpoint", "/e", "--date", "2022-06-27T11:08:52Z"])
+        .env("POWENS_WEBHOOK_SECRET", "s")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{}").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
