@@ -127,11 +127,7 @@ impl RelayConfig {
     /// # Errors
     /// A [`ConfigError`] listing every invalid key.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file = match overrides.config() {
-            Some(path) => read_file(path)?,
-            None => (FileConfig::default(), Vec::new()),
-        };
-        Self::build(file, overrides, true)
+        Self::read(overrides, true)
     }
 
     /// As [`load`](Self::load), for `powens-relay dispatch`: the same file and keys,
@@ -140,11 +136,20 @@ impl RelayConfig {
     /// # Errors
     /// As [`RelayConfig::load`].
     pub fn load_for_dispatch(overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file = match overrides.config() {
-            Some(path) => read_file(path)?,
-            None => (FileConfig::default(), Vec::new()),
-        };
-        Self::build(file, overrides, false)
+        Self::read(overrides, false)
+    }
+
+    /// The file named by `overrides` (if any), then [`build`](Self::build).
+    fn read(overrides: &Overrides, need_domains: bool) -> Result<Self, ConfigError> {
+        Self::build(Self::file_of(overrides)?, overrides, need_domains)
+    }
+
+    /// The file named by `overrides` and its problems, or an empty one.
+    fn file_of(overrides: &Overrides) -> Result<(FileConfig, Vec<Problem>), ConfigError> {
+        match overrides.config() {
+            Some(path) => read_file(path),
+            None => Ok((FileConfig::default(), Vec::new())),
+        }
     }
 
     /// Only the callback store's keys (`callback_store`, `data_dir`), for
@@ -154,10 +159,7 @@ impl RelayConfig {
     /// # Errors
     /// A [`ConfigError`] listing every invalid key.
     pub fn load_store(overrides: &Overrides) -> Result<StoreSpec, ConfigError> {
-        let (file, problems) = match overrides.config() {
-            Some(path) => read_file(path)?,
-            None => (FileConfig::default(), Vec::new()),
-        };
+        let (file, problems) = Self::file_of(overrides)?;
         let mut r = Reader {
             file,
             overrides,

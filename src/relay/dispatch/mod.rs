@@ -87,26 +87,33 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    fn context(
-        config: &RelayConfig,
-        store: Arc<dyn CallbackStore>,
-        subscriber: Arc<dyn hub::Subscriber>,
-    ) -> Result<Context, DispatchError> {
-        let settings = config.dispatcher();
-        let secret = settings
+    /// The password of `config`, read once.
+    fn password(config: &RelayConfig) -> Result<Password, DispatchError> {
+        let secret = config
+            .dispatcher()
             .password()
             .resolve()
             .map_err(|e| DispatchError::Password(e.to_string()))?;
+        Ok(Password::new(&secret))
+    }
+
+    fn context(
+        config: &RelayConfig,
+        password: Password,
+        store: Arc<dyn CallbackStore>,
+        subscriber: Arc<dyn hub::Subscriber>,
+    ) -> Context {
+        let settings = config.dispatcher();
         let metrics = Arc::new(DispatcherMetrics::default());
-        Ok(Context {
+        Context {
             hub: Arc::new(Hub::new(subscriber, settings.queue_len(), metrics)),
-            password: Password::new(&secret),
+            password,
             store,
             listener_url: settings.listener_url().clone(),
             path_prefix: config.webhooks().public_path_prefix().to_owned(),
             max_clients: settings.max_clients(),
             ping_interval: settings.ping_interval(),
-        })
+        }
     }
 
     /// A dispatcher consuming from the broker of `config` with a queue of its own,
@@ -121,11 +128,7 @@ impl Dispatcher {
     ) -> Result<Self, DispatchError> {
         let url = config.amqp_url().ok_or(DispatchError::NoBroker)?;
         // The password first: a missing one is said before any connection is made.
-        config
-            .dispatcher()
-            .password()
-            .resolve()
-            .map_err(|e| DispatchError::Password(e.to_string()))?;
+        let password = Self::password(config)?;
         let settings = ConsumerSettings {
             exchange_prefix: config.exchanges().prefix.clone(),
             exchange_durable: config.exchanges().durable,
@@ -136,7 +139,7 @@ impl Dispatcher {
         };
         let consumer = TealConsumer::connect(url, &settings, &Bindings::default()).await?;
         let subscriber = Arc::new(source::BrokerSubscriber(consumer.bindings()));
-        let ctx = Arc::new(Self::context(config, store, subscriber)?);
+        let ctx = Arc::new(Self::context(config, password, store, subscriber));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let hub = ctx.hub.clone();
         let task = tokio::spawn(async move {
@@ -162,9 +165,10 @@ impl Dispatcher {
     ) -> Result<(Self, Arc<dyn Publisher>), DispatchError> {
         let ctx = Arc::new(Self::context(
             config,
+            Self::password(config)?,
             store,
             Arc::new(source::LocalSubscriber),
-        )?);
+        ));
         let bus = source::InProcessBus {
             hub: ctx.hub.clone(),
             prefix: config.exchanges().prefix.clone(),
