@@ -139,19 +139,24 @@ async fn close_frame(client: &mut Client) -> (CloseCode, String) {
     }
 }
 
-/// POSTs a signed webhook for `domain` until the relay stops answering 503 (the
-/// dispatcher binds its queue asynchronously after a registration); returns the status.
-async fn post_webhook(relay: SocketAddr, domain: &str, body: &str) -> u16 {
-    let path = format!("/powens-webhook/{domain}/CONNECTION_SYNCED");
+/// Sends the requests `request` makes to the relay until it stops answering 503 (the
+/// dispatcher binds its queue asynchronously after a registration), for at most 10 s;
+/// returns the last status.
+async fn until_routed(relay: SocketAddr, request: impl Fn() -> Request<Full<Bytes>>) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let request = signed(&path, body.as_bytes(), SECRET);
-        let (status, _) = try_post(relay, request).await.expect("the relay answers");
+        let (status, _) = try_post(relay, request()).await.expect("the relay answers");
         if status != 503 || Instant::now() > deadline {
             return status;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// POSTs a signed webhook for `domain` until it is routable; returns the status.
+async fn post_webhook(relay: SocketAddr, domain: &str, body: &str) -> u16 {
+    let path = format!("/powens-webhook/{domain}/CONNECTION_SYNCED");
+    until_routed(relay, || signed(&path, body.as_bytes(), SECRET)).await
 }
 
 #[tokio::test]
@@ -297,20 +302,14 @@ async fn create_then_callback_and_ciba_with_redis() {
         ),
     ];
     for body in &bodies {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let request = Request::post("/openid-ciba-callback")
+        let request = || {
+            Request::post("/openid-ciba-callback")
                 .header(header::AUTHORIZATION, "Bearer Notif-1")
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body.clone())))
-                .unwrap();
-            let (status, _) = try_post(relay, request).await.unwrap();
-            if status != 503 || Instant::now() > deadline {
-                assert_eq!(status, 204);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                .unwrap()
+        };
+        assert_eq!(until_routed(relay, request).await, 204);
     }
     let ping = next_json(&mut client).await;
     assert_eq!(ping["type"], "openid_ciba_callback");
@@ -684,16 +683,11 @@ async fn readyz(dispatcher: SocketAddr) -> u16 {
 /// is routable.
 async fn post_forward(relay: SocketAddr, domain: &str, body: &str) -> u16 {
     let path = format!("/powens-webhook/{domain}.biapi.pro/CONNECTION_SYNCED");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let request = Request::post(path.as_str())
+    let request = || {
+        Request::post(path.as_str())
             .header(header::AUTHORIZATION, "Bearer user-token")
             .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
-        let (status, _) = try_post(relay, request).await.unwrap();
-        if status != 503 || Instant::now() > deadline {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .unwrap()
+    };
+    until_routed(relay, request).await
 }
