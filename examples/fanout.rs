@@ -16,6 +16,9 @@
 //! (p50, p99), the dispatcher's CPU time per message, and what was lost (every 2xx
 //! webhook must reach every client of its domain). Exits non-zero on a loss.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +30,7 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    ConfirmSelectOptions,
 };
 use powens_webhooks::relay::Relay;
 use powens_webhooks::relay::broker::{self, Broker, Exchanges};
@@ -68,37 +71,6 @@ struct Args {
 /// Nanoseconds since the harness started: the clock the bodies carry.
 fn now_ns(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// `VmRSS` or `VmHWM` of `pid`, in KiB.
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of `pid`, in clock ticks (1/100 s).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // After the command: state is field 0, utime 11, stime 12.
-    field(11) + field(12)
 }
 
 #[tokio::main]
@@ -144,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut dispatcher, dispatcher_addr) = spawn_dispatcher(&args, &prefix, &dir)?;
     let pid = dispatcher.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = memory_kib(pid, "VmRSS:");
+    let rss_before = common::status_kib(pid, "VmRSS:");
 
     // The clients, each registered to its domain; they count frames and latencies.
     let epoch = Instant::now();
@@ -164,7 +136,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_idle = memory_kib(pid, "VmRSS:");
+    let rss_idle = common::status_kib(pid, "VmRSS:");
     let per_thousand_mib =
         rss_idle.saturating_sub(rss_before) as f64 * 1000.0 / args.clients as f64 / 1024.0;
     eprintln!(
@@ -189,7 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     frames.store(0, Ordering::Relaxed);
     measuring.store(true, Ordering::Relaxed);
 
-    let cpu_before = cpu_ticks(pid);
+    let cpu_before = common::cpu_time(&pid.to_string());
     let started = Instant::now();
     let sent_ok = Arc::new(AtomicU64::new(0));
     let sent_failed = Arc::new(AtomicU64::new(0));
@@ -226,9 +198,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_ms = (cpu_ticks(pid) - cpu_before) * 10;
+    let cpu_ms = u64::try_from(
+        common::cpu_time(&pid.to_string())
+            .saturating_sub(cpu_before)
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
     let delivered = frames.load(Ordering::Relaxed);
-    let peak_rss = memory_kib(pid, "VmHWM:");
+    let peak_rss = common::status_kib(pid, "VmHWM:");
     measuring.store(false, Ordering::Relaxed);
     for client in &clients {
         client.abort();
@@ -393,14 +370,7 @@ fn spawn_dispatcher(
     dir: &std::path::Path,
 ) -> Result<(std::process::Child, SocketAddr), Box<dyn std::error::Error>> {
     use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe()?;
-    let binary = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|target| target.join("powens-relay"))
-        .filter(|b| b.exists())
-        .ok_or("build the binary first: cargo build --release")?;
-    let mut child = std::process::Command::new(binary)
+    let mut child = std::process::Command::new(common::relay_binary()?)
         .arg("dispatch")
         .env("POWENS_RELAY_AMQP_URL", &args.amqp_url)
         .env("POWENS_RELAY_EXCHANGE_PREFIX", prefix)
@@ -437,27 +407,8 @@ async fn raw_consume_rate(
     count: u64,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let (connection, channel) = Broker::new(url.clone()).open().await?;
-    exchanges
-        .declare(&channel, &[TealExchange::PowensDomainWebhooks])
-        .await?;
+    let queue = common::private_queue(&channel, exchanges, "raw.biapi.pro").await?;
     let exchange = exchanges.name(TealExchange::PowensDomainWebhooks);
-    let private = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..QueueDeclareOptions::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), private, Default::default())
-        .await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            exchange.as_str().into(),
-            "raw.biapi.pro".into(),
-            Default::default(),
-            Default::default(),
-        )
-        .await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -489,7 +440,7 @@ async fn raw_consume_rate(
     channel.basic_qos(256, BasicQosOptions::default()).await?;
     let mut deliveries = channel
         .basic_consume(
-            queue.name().clone(),
+            queue.as_str().into(),
             "".into(),
             BasicConsumeOptions::default(),
             Default::default(),

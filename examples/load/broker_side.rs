@@ -19,36 +19,15 @@ pub async fn spawn_counting_consumer(
     counter: Arc<AtomicU64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+    use lapin::options::BasicConsumeOptions;
     let (connection, channel) = Broker::new(url.clone()).open().await?;
-    let exchanges = exchanges(prefix);
-    let exchange = exchanges.name(TealExchange::PowensDomainWebhooks);
-    exchanges
-        .declare(&channel, &[TealExchange::PowensDomainWebhooks])
-        .await?;
-    let private = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..QueueDeclareOptions::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), private, Default::default())
-        .await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            exchange.as_str().into(),
-            DOMAIN.into(),
-            Default::default(),
-            Default::default(),
-        )
-        .await?;
+    let queue = crate::common::private_queue(&channel, &exchanges(prefix), DOMAIN).await?;
     let no_ack = BasicConsumeOptions {
         no_ack: true,
         ..BasicConsumeOptions::default()
     };
     let mut deliveries = channel
-        .basic_consume(queue.name().clone(), "".into(), no_ack, Default::default())
+        .basic_consume(queue.as_str().into(), "".into(), no_ack, Default::default())
         .await?;
     tokio::spawn(async move {
         let _connection = connection;

@@ -27,6 +27,8 @@
 //! JSON document instead. Exits non-zero if any confirmed message was not consumed.
 
 mod broker_side;
+#[path = "../common/mod.rs"]
+mod common;
 mod large;
 mod process;
 mod report;

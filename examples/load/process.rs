@@ -3,44 +3,18 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::runs::Run;
 use crate::{Args, DOMAIN};
 
-/// Linux's clock tick (`sysconf(_SC_CLK_TCK)`, 100 on every common configuration).
-const TICK: Duration = Duration::from_millis(10);
-
-/// User + system CPU time of process `pid` (`self` for this one).
-pub fn cpu_time(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name (which may hold spaces, within parentheses): the state is
-    // field 0, utime 11 and stime 12.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
-}
+pub use crate::common::cpu_time;
 
 /// Peak resident memory (`VmHWM`) of `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmHWM:")?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    crate::common::status_kib(pid, "VmHWM:")
 }
 
 /// The pid of the local RabbitMQ (the Erlang VM, `beam.smp`, running `rabbit`).
@@ -56,16 +30,6 @@ pub fn rabbitmq_pid() -> Option<u32> {
         })
 }
 
-/// `powens-relay` from the same target directory as this example.
-fn binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|target| target.join("powens-relay"))
-        .filter(|b| b.exists())
-        .ok_or_else(|| "build the binary first: cargo build --release".into())
-}
-
 /// `powens-relay serve` as a child: the run's broker, prefix and domain, port 0, logs
 /// as an operator has them (info, JSON lines), drained so that they never block it.
 pub fn spawn_relay(
@@ -76,7 +40,7 @@ pub fn spawn_relay(
 ) -> Result<(Child, SocketAddr), Box<dyn std::error::Error>> {
     // A free port, chosen here: the relay says where it listens only at level info.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let mut command = Command::new(binary()?);
+    let mut command = Command::new(crate::common::relay_binary()?);
     if let Some(workers) = args.relay_workers {
         command.env("TOKIO_WORKER_THREADS", workers.to_string());
     }

@@ -68,21 +68,55 @@ pub async fn relay_run(
     ids: Arc<AtomicU64>,
 ) -> Run {
     let secret = Secret::new(SECRET).expect("non-empty secret");
+    let size = args.body_bytes;
+    let request = move || {
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        raw_request(addr, &body(id, size), &secret)
+    };
+    http_run(addr, args.connections, duration, request, |status| {
+        (200..300).contains(&status)
+    })
+    .await
+}
+
+/// `connections` keep-alive connections sending `GET /healthz` in turn: the HTTP floor.
+pub async fn healthz_run(addr: SocketAddr, args: &Args, duration: Duration) -> Run {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
+    let mut run = http_run(
+        addr,
+        args.connections,
+        duration,
+        move || request.clone(),
+        |status| status == 200,
+    )
+    .await;
+    // Nothing is published: nothing to consume.
+    run.consumed = run.ok;
+    run
+}
+
+/// `connections` keep-alive connections, each sending what `request` makes in turn for
+/// `duration`; a response is a success when `ok(status)`.
+async fn http_run(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    request: impl Fn() -> Vec<u8> + Clone + Send + 'static,
+    ok: fn(u16) -> bool,
+) -> Run {
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (secret, ids) = (secret.clone(), ids.clone());
-        let size = args.body_bytes;
+    for _ in 0..connections {
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
+            let (mut succeeded, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
             let mut stream = tokio::net::TcpStream::connect(addr)
                 .await
                 .expect("relay is listening");
             stream.set_nodelay(true).expect("nodelay");
             let mut buffer = Vec::with_capacity(4096);
             while started.elapsed() < duration {
-                let id = ids.fetch_add(1, Ordering::Relaxed);
-                let request = raw_request(addr, &body(id, size), &secret);
+                let request = request();
                 let sent = Instant::now();
                 let status = match exchange(&mut stream, &request, &mut buffer).await {
                     Ok(status) => status,
@@ -92,52 +126,16 @@ pub async fn relay_run(
                     }
                 };
                 latencies.push(sent.elapsed().as_micros() as u64);
-                if (200..300).contains(&status) {
-                    ok += 1
+                if ok(status) {
+                    succeeded += 1
                 } else {
                     failed += 1
                 }
             }
-            (ok, failed, latencies)
+            (succeeded, failed, latencies)
         }));
     }
     collect(tasks, started).await
-}
-
-/// `connections` keep-alive connections sending `GET /healthz` in turn: the HTTP floor.
-pub async fn healthz_run(addr: SocketAddr, args: &Args, duration: Duration) -> Run {
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
-    let request = Arc::new(request);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let request = request.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
-            let mut stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .expect("relay is listening");
-            stream.set_nodelay(true).expect("nodelay");
-            let mut buffer = Vec::with_capacity(1024);
-            while started.elapsed() < duration {
-                let sent = Instant::now();
-                match exchange(&mut stream, &request, &mut buffer).await {
-                    Ok(200) => ok += 1,
-                    Ok(_) => failed += 1,
-                    Err(_) => {
-                        failed += 1;
-                        break;
-                    }
-                }
-                latencies.push(sent.elapsed().as_micros() as u64);
-            }
-            (ok, failed, latencies)
-        }));
-    }
-    let mut run = collect(tasks, started).await;
-    // Nothing is published: nothing to consume.
-    run.consumed = run.ok;
-    run
 }
 
 /// A signed `POST` as bytes on the wire.
