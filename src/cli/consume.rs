@@ -4,8 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use powens_webhooks::Domain;
+use powens_webhooks::relay::broker::Broker;
 use powens_webhooks::relay::config::AmqpUrl;
-use powens_webhooks::relay::consume::{Bindings, ConsumeError, ConsumerSettings, TealConsumer};
+use powens_webhooks::relay::consume::{
+    Bindings, ConsumeError, ConsumerSettings, QueueType, TealConsumer,
+};
 use powens_webhooks::relay::shutdown_signal;
 
 use super::{Fatal, runtime};
@@ -13,8 +16,8 @@ use super::{Fatal, runtime};
 /// `consume`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
-    /// RabbitMQ URL; put one with a password in POWENS_RELAY_AMQP_URL rather than on
-    /// the command line.
+    /// RabbitMQ URL (for a cluster, its nodes' URLs separated by commas); put one with a
+    /// password in POWENS_RELAY_AMQP_URL rather than on the command line.
     #[arg(long, env = "POWENS_RELAY_AMQP_URL", hide_env_values = true)]
     amqp_url: Option<String>,
     /// A Powens domain to receive webhooks for (repeatable).
@@ -35,6 +38,19 @@ pub struct ConsumeArgs {
         value_parser = clap::value_parser!(bool)
     )]
     exchange_durable: bool,
+    /// Consume from a named durable queue that outlives this process (bound to the
+    /// domains; messages wait in it while nobody consumes), instead of a private one.
+    #[arg(long, value_name = "NAME")]
+    queue: Option<String>,
+    /// The named queue's type: `quorum` on a cluster (replicated, survives a node's
+    /// loss), or `classic`.
+    #[arg(
+        long,
+        value_name = "TYPE",
+        requires = "queue",
+        default_value = "classic"
+    )]
+    queue_type: QueueType,
     /// Stop after N messages.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
@@ -46,7 +62,12 @@ pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
         .amqp_url
         .as_deref()
         .ok_or("no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL")?;
-    let url = AmqpUrl::parse(url).map_err(|e| format!("--amqp-url {e}"))?;
+    let nodes = AmqpUrl::parse_list(url).map_err(|(n, e)| match n {
+        1 => format!("--amqp-url {e}"),
+        n => format!("--amqp-url: URL {n} of the list {e}"),
+    })?;
+    let broker = Broker::cluster(nodes)
+        .ok_or("no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL")?;
     let bindings = Bindings {
         domains: args
             .domain
@@ -58,10 +79,12 @@ pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
     let settings = ConsumerSettings {
         exchange_prefix: args.exchange_prefix,
         exchange_durable: args.exchange_durable,
+        queue: args.queue,
+        queue_type: args.queue_type,
         ..ConsumerSettings::default()
     };
     runtime()?.block_on(async {
-        let mut consumer = TealConsumer::connect(&url, &settings, &bindings)
+        let mut consumer = TealConsumer::connect_to(broker, &settings, &bindings)
             .await
             .map_err(|e| e.to_string())?;
         eprintln!("consuming from queue {}", consumer.queue());

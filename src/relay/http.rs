@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use super::callback::store::CallbackStore;
 use super::config::RelayConfig;
 use super::listener::{self, Listener};
-use super::ops::{self, Metrics, Outcome, Reason};
+use super::ops::{self, Metrics, Outcome, Readiness, Reason};
 use super::publish::{Outgoing, PublishError, Publisher};
 use crate::amq::TealExchange;
 use crate::axum::{VerifiedPowensWebhook, WebhookConfig, WebhookRejection, plain_text};
@@ -82,8 +82,14 @@ impl AppState {
         self
     }
 
-    fn is_ready(&self) -> bool {
-        self.publisher.is_ready() && self.dispatcher.as_ref().is_none_or(|(_, ready)| ready())
+    /// Ready when the publisher is and, if hosted, the dispatcher's consumer is; the
+    /// node named is the publisher's.
+    fn readiness(&self) -> Readiness {
+        Readiness {
+            ready: self.publisher.is_ready()
+                && self.dispatcher.as_ref().is_none_or(|(_, ready)| ready()),
+            node: self.publisher.broker_node(),
+        }
     }
 
     /// Serves the listener's routes too (`/callback`, `/errback`, `/raw-callback`,
@@ -280,13 +286,18 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    readiness(app.is_ready())
+    readiness(&app.readiness())
 }
 
-/// `/readyz`'s answer: 200, or 503 while the broker is unusable.
-pub(crate) fn readiness(ready: bool) -> Response {
-    if ready {
-        (StatusCode::OK, "ready\n").into_response()
+/// `/readyz`'s answer: 200 (`ready`, and on a second line the broker node in use, when
+/// there is one), or 503 while the broker is unusable.
+pub(crate) fn readiness(readiness: &Readiness) -> Response {
+    if readiness.ready {
+        let body = match &readiness.node {
+            Some(node) => format!("ready\nbroker node: {node}\n"),
+            None => "ready\n".to_owned(),
+        };
+        (StatusCode::OK, body).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -297,7 +308,7 @@ pub(crate) fn readiness(ready: bool) -> Response {
 }
 
 async fn metrics_handler(State(app): State<AppState>) -> Response {
-    ops::metrics_response(&app.metrics, app.is_ready())
+    ops::metrics_response(&app.metrics, &app.readiness())
 }
 
 /// Any other path: 404, but for TeaL's `&` quirk (`/callback&state=x` with no query is

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use broker::{Broker, BrokerError};
+use broker::BrokerError;
 use config::RelayConfig;
 use publish::{AmqpPublisher, AmqpSettings, Publisher, StdoutPublisher};
 
@@ -152,10 +152,10 @@ impl Relay {
     pub async fn start(config: &RelayConfig) -> Result<Self, RelayError> {
         let store = config.store().open().await?;
         let hosted = config.dispatcher().in_serve();
-        let (publisher, dispatcher): (Arc<dyn Publisher>, _) = match config.amqp_url() {
-            Some(url) => {
+        let (publisher, dispatcher): (Arc<dyn Publisher>, _) = match config.broker() {
+            Some(broker) => {
                 let publisher = AmqpPublisher::connect(AmqpSettings {
-                    broker: Broker::new(url.clone()).with_connect_timeout(config.connect_timeout()),
+                    broker,
                     exchanges: config.exchanges().clone(),
                     declare: TealExchange::ALL.to_vec(),
                     unroutable: config.unroutable(),
@@ -163,7 +163,8 @@ impl Relay {
                     reconnect_max_delay: config.reconnect_max_delay(),
                 })
                 .await?;
-                tracing::info!(broker = %url, exchange = %config.webhook_exchange(), durable = config.exchanges().durable, "connected to RabbitMQ");
+                let node = publisher.broker_node().unwrap_or_default();
+                tracing::info!(broker = %node, exchange = %config.webhook_exchange(), durable = config.exchanges().durable, "connected to RabbitMQ");
                 let dispatcher = match hosted {
                     true => Some(dispatch::Dispatcher::connect(config, store.clone()).await?),
                     false => None,

@@ -78,6 +78,20 @@ struct RequestLabels {
     outcome: String,
 }
 
+/// The broker's state as `/readyz` and the metrics show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether a message could be published (or received) now.
+    pub ready: bool,
+    /// The broker node in use, its URL without the password.
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
 /// The relay's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -86,6 +100,7 @@ pub struct Metrics {
     confirm_seconds: Histogram,
     in_flight: Gauge,
     broker_up: Gauge,
+    broker_node: Family<NodeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -117,12 +132,19 @@ impl Default for Metrics {
             "1 while the broker connection is usable, else 0",
             broker_up.clone(),
         );
+        let broker_node = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "broker_node",
+            "1 for the broker node in use (of the nodes of amqp_url), none while disconnected",
+            broker_node.clone(),
+        );
         Self {
             registry: root,
             requests,
             confirm_seconds,
             in_flight,
             broker_up,
+            broker_node,
         }
     }
 }
@@ -139,8 +161,14 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the broker state as of now.
-    pub fn render(&self, broker_ready: bool) -> String {
-        self.broker_up.set(i64::from(broker_ready));
+    pub fn render(&self, broker: &Readiness) -> String {
+        self.broker_up.set(i64::from(broker.ready));
+        self.broker_node.clear();
+        if let Some(node) = &broker.node {
+            self.broker_node
+                .get_or_create(&NodeLabels { node: node.clone() })
+                .set(1);
+        }
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -246,13 +274,13 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
 }
 
 /// `GET /metrics`.
-pub fn metrics_response(metrics: &Metrics, broker_ready: bool) -> Response {
+pub fn metrics_response(metrics: &Metrics, broker: &Readiness) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        metrics.render(broker_ready),
+        metrics.render(broker),
     )
         .into_response()
 }

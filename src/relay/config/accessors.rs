@@ -8,14 +8,22 @@ use url::Url;
 use super::{AmqpUrl, LogFormat, RelayConfig, Unroutable};
 use crate::amq::TealExchange;
 use crate::axum::WebhookConfig;
-use crate::relay::broker::Exchanges;
+use crate::relay::broker::{Broker, Exchanges};
 use crate::relay::callback::store::StoreSpec;
 
 impl RelayConfig {
     /// Uses the broker at `url` (tests and embedding).
     #[must_use]
     pub fn with_amqp_url(mut self, url: AmqpUrl) -> Self {
-        self.amqp_url = Some(url);
+        self.amqp_urls = vec![url];
+        self
+    }
+
+    /// Uses the nodes of one cluster (tests and embedding); none writes messages to
+    /// standard output.
+    #[must_use]
+    pub fn with_amqp_urls(mut self, nodes: Vec<AmqpUrl>) -> Self {
+        self.amqp_urls = nodes;
         self
     }
 
@@ -24,9 +32,20 @@ impl RelayConfig {
         self.listen
     }
 
-    /// The broker; `None` writes messages to standard output.
+    /// The first node of the broker; `None` writes messages to standard output.
     pub fn amqp_url(&self) -> Option<&AmqpUrl> {
-        self.amqp_url.as_ref()
+        self.amqp_urls.first()
+    }
+
+    /// The broker's nodes, in the order given (empty: no broker).
+    pub fn amqp_urls(&self) -> &[AmqpUrl] {
+        &self.amqp_urls
+    }
+
+    /// The broker, with the configured connect time-out; `None` without `amqp_url`.
+    pub fn broker(&self) -> Option<Broker> {
+        Broker::cluster(self.amqp_urls.clone())
+            .map(|broker| broker.with_connect_timeout(self.connect_timeout))
     }
 
     /// How the exchanges are named and declared.

@@ -74,9 +74,11 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Credential,
         default: None,
         value_name: "URL",
-        help: "RabbitMQ URL, amqp:// or amqps://. Without one, messages are written to \
-               standard output as JSON lines. The flag refuses a password (the command line is \
-               visible to every local user): put it in the environment variable or the file.",
+        help: "RabbitMQ URL, amqp:// or amqps://; for a cluster, its nodes' URLs separated by \
+               commas (a list in the file), tried in turn from one drawn at random. Without \
+               one, messages are written to standard output as JSON lines. The flag refuses a \
+               password (the command line is visible to every local user): put it in the \
+               environment variable or the file.",
     },
     Key {
         name: "exchange_prefix",

@@ -55,7 +55,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     listen: SocketAddr,
-    amqp_url: Option<AmqpUrl>,
+    amqp_urls: Vec<AmqpUrl>,
     exchanges: Exchanges,
     unroutable: Unroutable,
     webhooks: WebhookConfig,
@@ -202,12 +202,14 @@ impl RelayConfig {
             );
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
-        let amqp_url = match r.text("amqp_url") {
-            text if text.is_empty() => None,
-            text => AmqpUrl::parse(&text)
-                .map_err(|e| r.problem("amqp_url", e.to_string()))
-                .ok(),
-        };
+        let amqp_urls = AmqpUrl::parse_list(&r.text("amqp_url")).unwrap_or_else(|(n, e)| {
+            let message = match n {
+                1 => e.to_string(),
+                n => format!("URL {n} of the list {e}"),
+            };
+            r.problem("amqp_url", message);
+            Vec::new()
+        });
         let prefix = r.text("exchange_prefix");
         if let Err(m) = check_exchange_prefix(&prefix) {
             r.problem("exchange_prefix", m);
@@ -292,7 +294,7 @@ impl RelayConfig {
         })?;
         Ok(Self {
             listen,
-            amqp_url,
+            amqp_urls,
             exchanges,
             unroutable,
             webhooks,

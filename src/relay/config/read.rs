@@ -164,6 +164,23 @@ pub(super) fn parse_toml(
         let value = match value {
             toml::Value::String(text) => Value::Text(text),
             toml::Value::Boolean(b) => Value::Bool(b),
+            // The nodes of a cluster: the same list as the flag's, separated by commas.
+            toml::Value::Array(items) if key.name == "amqp_url" => {
+                let urls: Option<Vec<String>> = items
+                    .into_iter()
+                    .map(|item| match item {
+                        toml::Value::String(url) if !url.contains(',') => Some(url),
+                        _ => None,
+                    })
+                    .collect();
+                match urls {
+                    Some(urls) => Value::Text(urls.join(",")),
+                    None => {
+                        problem(key.name, "must be URLs (a comma in one written %2C)");
+                        continue;
+                    }
+                }
+            }
             toml::Value::Integer(n) => match u64::try_from(n) {
                 Ok(n) => Value::Number(n),
                 Err(_) => {

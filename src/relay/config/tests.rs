@@ -248,3 +248,45 @@ fn the_example_file_is_valid_but_for_its_secrets_absent_here() {
         ]
     );
 }
+
+#[test]
+fn the_nodes_of_a_cluster_come_as_a_file_list_or_a_comma_separated_flag() {
+    let shown = |config: &RelayConfig| -> Vec<String> {
+        config.amqp_urls().iter().map(ToString::to_string).collect()
+    };
+    let nodes = ["amqp://127.0.0.1:5681/%2f", "amqp://127.0.0.1:5682/%2f"];
+    let text = format!(
+        "amqp_url = [\"{}\", \"{}\"]\n{ONE_DOMAIN}",
+        nodes[0], nodes[1]
+    );
+    let from_file = RelayConfig::from_toml(&text, &Overrides::default()).unwrap();
+    assert_eq!(shown(&from_file), nodes);
+    assert_eq!(from_file.broker().unwrap().nodes().len(), 2);
+    let flag = Overrides::new().with("amqp_url", format!("{}, {}", nodes[1], nodes[0]));
+    let from_flag = RelayConfig::from_toml(ONE_DOMAIN, &flag).unwrap();
+    assert_eq!(shown(&from_flag), [nodes[1], nodes[0]]);
+    assert_eq!(from_flag.amqp_url().unwrap().to_string(), nodes[1]);
+
+    // A bad entry is named by its position, never quoted; a list of anything but
+    // text is refused.
+    let bad = Overrides::new().with("amqp_url", "amqp://h1/%2f,amqp//u:s3cr3t@h2");
+    match RelayConfig::from_toml(ONE_DOMAIN, &bad) {
+        Err(ConfigError::Invalid { problems }) => {
+            assert_eq!(problems.len(), 1);
+            assert_eq!(problems[0].key, "amqp_url");
+            assert_eq!(
+                problems[0].message,
+                "URL 2 of the list must start with amqp:// or amqps://"
+            );
+        }
+        other => panic!("expected the second URL refused, got {other:?}"),
+    }
+    let text = format!("amqp_url = [\"amqp://h1/%2f\", 5672]\n{ONE_DOMAIN}");
+    assert_eq!(invalid_keys(&text, &Overrides::default()), ["amqp_url"]);
+    assert!(
+        RelayConfig::from_toml(ONE_DOMAIN, &Overrides::default())
+            .unwrap()
+            .broker()
+            .is_none()
+    );
+}

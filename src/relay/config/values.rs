@@ -95,6 +95,23 @@ impl AmqpUrl {
         })
     }
 
+    /// Parses the nodes of one cluster: URLs separated by commas (a comma inside one is
+    /// written `%2C`). Empty text is no broker.
+    ///
+    /// # Errors
+    /// The first URL that is not one, by its position (1 for the first): a URL may hold
+    /// a password, so it is never quoted.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, (usize, AmqpUrlError)> {
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        text.split(',')
+            .map(str::trim)
+            .enumerate()
+            .map(|(i, url)| Self::parse(url).map_err(|e| (i + 1, e)))
+            .collect()
+    }
+
     /// The parsed URI, for connecting.
     pub fn uri(&self) -> AMQPUri {
         self.uri.clone()
@@ -120,7 +137,14 @@ impl fmt::Display for AmqpUrl {
 
 /// Whether the URL `text` spells out a (non-empty) password in its user information.
 /// Read from the text itself: a parsed AMQP URI holds the default `guest` password.
+///
+/// A list of URLs separated by commas (the nodes of a cluster) has one if any of them
+/// has.
 pub fn url_has_password(text: &str) -> bool {
+    text.split(',').any(one_url_has_password) || one_url_has_password(text)
+}
+
+fn one_url_has_password(text: &str) -> bool {
     text.split_once("://")
         .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
         .and_then(|authority| authority.rsplit_once('@'))
@@ -203,6 +227,26 @@ mod tests {
         assert!(!has("amqp://127.0.0.1:5672/%2f"));
         assert!(!has("amqp://user@127.0.0.1/%2f"));
         assert!(!has("amqp://user:@127.0.0.1/%2f"));
+        // In a list, any URL's counts.
+        assert!(url_has_password("amqp://h1/%2f, amqp://u:p@h2/%2f"));
+        assert!(!url_has_password("amqp://h1/%2f,amqp://u@h2/%2f"));
+    }
+
+    #[test]
+    fn a_list_of_nodes_parses_in_order_and_names_a_bad_one_by_position() {
+        let nodes = AmqpUrl::parse_list("amqp://h1:5672/%2f, amqp://u:p%2Cw@h2:5673/%2f").unwrap();
+        let shown: Vec<_> = nodes.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["amqp://h1:5672/%2f", "amqp://h2:5673/%2f"]);
+        assert!(AmqpUrl::parse_list(" ").unwrap().is_empty());
+        assert_eq!(
+            AmqpUrl::parse_list("amqp://h1/%2f,http://u:s3cr3t@h2").unwrap_err(),
+            (2, AmqpUrlError::Scheme)
+        );
+        // An empty entry (a trailing comma) is a mistake, not "no node".
+        assert_eq!(
+            AmqpUrl::parse_list("amqp://h1/%2f,").unwrap_err(),
+            (2, AmqpUrlError::Scheme)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::amq::TealExchange;
 use crate::domain::Domain;
-use crate::relay::broker::{BrokerError, Exchanges, short_string};
+use crate::relay::broker::{Broker, BrokerError, Exchanges, short_string};
 
 /// What to receive: webhooks by Powens domain, callbacks by state, CIBA callbacks by
 /// authentication request id.
@@ -58,6 +58,7 @@ pub struct BindingHandle {
     /// Whether the consumer's connection is up (set on connection, cleared on loss).
     pub(super) connected: Arc<AtomicBool>,
     pub(super) exchanges: Exchanges,
+    pub(super) broker: Broker,
 }
 
 impl BindingHandle {
@@ -99,6 +100,14 @@ impl BindingHandle {
     /// Whether the consumer is connected now (its queue and bindings declared).
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// The broker node the consumer is connected to now (its URL without the password).
+    pub fn node(&self) -> Option<String> {
+        if !self.is_connected() {
+            return None;
+        }
+        self.broker.node_in_use().map(ToString::to_string)
     }
 
     /// The bindings wanted now.

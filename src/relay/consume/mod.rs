@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use tokio::sync::Mutex;
 
@@ -67,6 +67,10 @@ pub struct ConsumerSettings {
     /// A named durable queue that outlives the consumer; `None` (TeaL's way) declares a
     /// private, server-named queue deleted when the consumer disconnects.
     pub queue: Option<String>,
+    /// The type of the named queue: [`QueueType::Quorum`] on a cluster, so that it
+    /// survives the loss of a node. A private queue is always classic (exclusive
+    /// queues live on the node of their connection).
+    pub queue_type: QueueType,
     /// Messages delivered before they are acknowledged (0: unlimited).
     pub prefetch: u16,
     /// How long one connection attempt (connection, queue, bindings) may take.
@@ -81,9 +85,44 @@ impl Default for ConsumerSettings {
             exchange_prefix: String::new(),
             exchange_durable: false,
             queue: None,
+            queue_type: QueueType::Classic,
             prefetch: 64,
             connect_timeout: broker::DEFAULT_CONNECT_TIMEOUT,
             reconnect_max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The type of a named queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueType {
+    /// RabbitMQ's classic queue (durable): its messages live on one node.
+    #[default]
+    Classic,
+    /// A quorum queue (`x-queue-type = quorum`, durable): replicated on a majority of
+    /// the cluster's nodes, a confirmed message survives the loss of a minority.
+    Quorum,
+}
+
+impl QueueType {
+    /// The type's name, as `x-queue-type` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "classic" => Ok(Self::Classic),
+            "quorum" => Ok(Self::Quorum),
+            _ => Err("must be classic or quorum".into()),
         }
     }
 }
@@ -95,6 +134,10 @@ pub enum ConsumeError {
     /// Connecting, declaring or binding failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// A quorum queue was asked for without a name: a private queue is exclusive, and
+    /// an exclusive queue cannot be a quorum queue.
+    #[error("a quorum queue needs a name (queue): a private queue is always classic")]
+    UnnamedQuorumQueue,
     /// An acknowledgement could not be sent: the connection died, and the message will
     /// be delivered again.
     #[error("the broker connection failed: {0}")]
@@ -142,7 +185,23 @@ impl TealConsumer {
         settings: &ConsumerSettings,
         bindings: &Bindings,
     ) -> Result<Self, ConsumeError> {
-        let broker = Broker::new(url.clone())
+        Self::connect_to(Broker::new(url.clone()), settings, bindings).await
+    }
+
+    /// As [`TealConsumer::connect`], to `broker`: the nodes of a cluster, tried in turn
+    /// (its connect time-out is replaced by the settings').
+    ///
+    /// # Errors
+    /// [`ConsumeError::Broker`] saying which step failed.
+    pub async fn connect_to(
+        broker: Broker,
+        settings: &ConsumerSettings,
+        bindings: &Bindings,
+    ) -> Result<Self, ConsumeError> {
+        if settings.queue.is_none() && settings.queue_type == QueueType::Quorum {
+            return Err(ConsumeError::UnnamedQuorumQueue);
+        }
+        let broker = broker
             .with_connect_timeout(settings.connect_timeout)
             .with_connection_name("powens-consumer");
         let handle = BindingHandle {
@@ -155,6 +214,7 @@ impl TealConsumer {
                 prefix: settings.exchange_prefix.clone(),
                 durable: settings.exchange_durable,
             },
+            broker: broker.clone(),
         };
         let mut consumer = Self {
             broker,
@@ -163,8 +223,17 @@ impl TealConsumer {
             session: None,
             queue: String::new(),
         };
-        consumer.open_session().await?;
-        Ok(consumer)
+        // Each node of a cluster once (see Broker::first_of_each).
+        let mut untried = consumer.broker.nodes().len();
+        loop {
+            untried -= 1;
+            match consumer.open_session().await {
+                Err(e) if untried > 0 => {
+                    tracing::warn!(error = %e, "trying the next node of the cluster");
+                }
+                done => return done.map(|()| consumer).map_err(Into::into),
+            }
+        }
     }
 
     /// The queue's name (server-generated unless one was configured; a private queue
@@ -205,9 +274,16 @@ impl TealConsumer {
                         ..QueueDeclareOptions::default()
                     },
                 };
+                let mut arguments = FieldTable::default();
+                if settings.queue.is_some() && settings.queue_type != QueueType::Classic {
+                    arguments.insert(
+                        "x-queue-type".into(),
+                        AMQPValue::LongString(settings.queue_type.as_str().into()),
+                    );
+                }
                 let name = short_string(settings.queue.as_deref().unwrap_or(""))?;
                 let queue = channel
-                    .queue_declare(name, options, FieldTable::default())
+                    .queue_declare(name, options, arguments)
                     .await
                     .map_err(BrokerError::setup("declare the queue"))?
                     .name()
@@ -253,7 +329,8 @@ impl TealConsumer {
         for attempt in 1u64.. {
             match self.open_session().await {
                 Ok(()) => {
-                    tracing::info!(attempt, queue = %self.queue, "consumer reconnected, queue and bindings declared");
+                    let node = self.handle.node().unwrap_or_default();
+                    tracing::info!(attempt, queue = %self.queue, %node, "consumer reconnected, queue and bindings declared");
                     return;
                 }
                 Err(e) => {

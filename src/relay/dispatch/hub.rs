@@ -15,6 +15,7 @@ use super::protocol::Kind;
 use super::source::Delivery;
 use crate::amq::TealExchange;
 use crate::relay::broker::BrokerError;
+use crate::relay::ops::Readiness;
 
 /// An exchange and a routing key.
 pub(crate) type Key = (TealExchange, String);
@@ -26,6 +27,10 @@ pub(crate) trait Subscriber: Send + Sync + 'static {
     fn unbind<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<(), BrokerError>>;
     /// Whether messages can arrive now (`/readyz`).
     fn is_ready(&self) -> bool;
+    /// The broker node messages come from now, if any (`/readyz`, the metrics).
+    fn broker_node(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A frame on its way to one client. Dropping it (written, or its client gone) releases
@@ -107,6 +112,13 @@ impl Hub {
 
     pub(crate) fn is_ready(&self) -> bool {
         self.subscriber.is_ready()
+    }
+
+    pub(crate) fn readiness(&self) -> Readiness {
+        Readiness {
+            ready: self.subscriber.is_ready(),
+            node: self.subscriber.broker_node(),
+        }
     }
 
     /// Clients connected now.

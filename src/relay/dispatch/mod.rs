@@ -46,7 +46,7 @@ use url::Url;
 
 use super::callback::store::CallbackStore;
 use super::config::RelayConfig;
-use super::consume::{Bindings, ConsumerSettings, TealConsumer};
+use super::consume::{Bindings, ConsumerSettings, QueueType, TealConsumer};
 use super::http::Refusal;
 use super::publish::Publisher;
 use hub::Hub;
@@ -126,18 +126,22 @@ impl Dispatcher {
         config: &RelayConfig,
         store: Arc<dyn CallbackStore>,
     ) -> Result<Self, DispatchError> {
-        let url = config.amqp_url().ok_or(DispatchError::NoBroker)?;
+        let broker = config.broker().ok_or(DispatchError::NoBroker)?;
         // The password first: a missing one is said before any connection is made.
         let password = Self::password(config)?;
         let settings = ConsumerSettings {
             exchange_prefix: config.exchanges().prefix.clone(),
             exchange_durable: config.exchanges().durable,
+            // Its own private queue, as TeaL's: exclusive, so classic, on the node it is
+            // connected to; after a node's loss it declares a new one on the next node
+            // and binds it again (see docs/operations.md, "A RabbitMQ cluster").
             queue: None,
+            queue_type: QueueType::Classic,
             prefetch: PREFETCH,
             connect_timeout: config.connect_timeout(),
             reconnect_max_delay: config.reconnect_max_delay(),
         };
-        let consumer = TealConsumer::connect(url, &settings, &Bindings::default()).await?;
+        let consumer = TealConsumer::connect_to(broker, &settings, &Bindings::default()).await?;
         let subscriber = Arc::new(source::BrokerSubscriber(consumer.bindings()));
         let ctx = Arc::new(Self::context(config, password, store, subscriber));
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -197,6 +201,11 @@ impl Dispatcher {
     pub(crate) fn readiness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
         let hub = self.ctx.hub.clone();
         move || hub.is_ready()
+    }
+
+    /// The broker node its messages come from now (its URL without the password).
+    pub fn broker_node(&self) -> Option<String> {
+        self.ctx.hub.readiness().node
     }
 
     /// The metadata and websocket routes.

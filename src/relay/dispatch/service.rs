@@ -137,9 +137,9 @@ struct Probes {
 }
 
 async fn readyz(State(probes): State<Probes>) -> Response {
-    crate::relay::http::readiness(probes.dispatcher.hub.is_ready())
+    crate::relay::http::readiness(&probes.dispatcher.hub.readiness())
 }
 
 async fn metrics(State(probes): State<Probes>) -> Response {
-    ops::metrics_response(&probes.metrics, probes.dispatcher.hub.is_ready())
+    ops::metrics_response(&probes.metrics, &probes.dispatcher.hub.readiness())
 }

@@ -50,6 +50,10 @@ impl Subscriber for BrokerSubscriber {
     fn is_ready(&self) -> bool {
         self.0.is_connected()
     }
+
+    fn broker_node(&self) -> Option<String> {
+        self.0.node()
+    }
 }
 
 /// Receives from `consumer` until it is dropped, handing each message to the clients

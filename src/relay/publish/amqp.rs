@@ -190,10 +190,13 @@ impl AmqpPublisher {
     /// # Errors
     /// A [`BrokerError`] saying which step failed (a 406 on declare means the exchange
     /// exists with other flags: set `exchange_durable` to match). The first connection
-    /// is not retried: a relay that cannot reach its broker at start-up says so and
-    /// stops.
+    /// is not retried (but for trying each node of a cluster once): a relay that cannot
+    /// reach its broker at start-up says so and stops.
     pub async fn connect(settings: AmqpSettings) -> Result<Self, BrokerError> {
-        let link = open_link(&settings, 1).await?;
+        let link = settings
+            .broker
+            .first_of_each(|| open_link(&settings, 1))
+            .await?;
         let shared = Arc::new(Shared {
             settings,
             link: RwLock::new(Some(Arc::new(link))),
@@ -266,7 +269,16 @@ async fn supervise(shared: Arc<Shared>) {
             match open_link(&shared.settings, generation).await {
                 Ok(link) => {
                     shared.replace_link(Some(Arc::new(link)));
-                    tracing::info!(attempt, "reconnected to the broker, exchanges declared");
+                    let node = shared
+                        .settings
+                        .broker
+                        .node_in_use()
+                        .map(ToString::to_string);
+                    tracing::info!(
+                        attempt,
+                        node = node.unwrap_or_default(),
+                        "reconnected to the broker, exchanges declared"
+                    );
                     break;
                 }
                 Err(e) => {
@@ -317,6 +329,12 @@ impl Publisher for AmqpPublisher {
 
     fn is_ready(&self) -> bool {
         self.shared.ready_link().is_some()
+    }
+
+    fn broker_node(&self) -> Option<String> {
+        self.shared.ready_link()?;
+        let node = self.shared.settings.broker.node_in_use()?;
+        Some(node.to_string())
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

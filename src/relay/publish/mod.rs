@@ -78,6 +78,12 @@ pub trait Publisher: Send + Sync + 'static {
     /// Whether a publish could succeed now (`/readyz`).
     fn is_ready(&self) -> bool;
 
+    /// The broker node publishes go to now, if there is one and it is usable (its URL
+    /// without the password; `/readyz` and the metrics).
+    fn broker_node(&self) -> Option<String> {
+        None
+    }
+
     /// Releases the connection after the last publish (graceful shutdown).
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 mod hostile;
 mod listener;
+mod nodes;
 mod proxy;
 mod router;
 mod secrets;
