@@ -9,9 +9,10 @@
 //!   repaired: when it dies it is dropped, and a new link is opened, its exchanges
 //!   declared again.
 //! - A link is dead when lapin says the connection or channel is closed (a reset, a
-//!   missed heartbeat, a channel error), or when a publish on it failed or was not
-//!   confirmed within `publish_timeout` (a network that swallows traffic shows nothing
-//!   else). A blocked connection (broker resource alarm) is not ready but is kept:
+//!   missed heartbeat, a channel error), or when a publish on it failed, was refused
+//!   (nack), or was not confirmed within `publish_timeout` (a network that swallows
+//!   traffic shows nothing else). After a node's loss, a channel opened while a quorum
+//!   queue elected its new leader can refuse every publish to it: a new link does not. A blocked connection (broker resource alarm) is not ready but is kept:
 //!   reconnecting would not lift the alarm.
 //! - While there is no ready link, a publish fails at once with
 //!   [`PublishError::Unavailable`]: the relay answers 503 without waiting.
@@ -175,7 +176,14 @@ impl Shared {
                     Ok(())
                 }
             },
-            Confirmation::Nack(_) => Err(PublishError::Nacked),
+            Confirmation::Nack(_) => {
+                // The broker could not store it: a queue's node is gone, a quorum queue
+                // is between leaders, a full queue refuses. A channel that opened while
+                // a quorum queue elected its leader can go on refusing every publish to
+                // it (seen with RabbitMQ 3.10 after a node's loss): a fresh link does not.
+                self.report_broken(link);
+                Err(PublishError::Nacked)
+            }
             // open_link enables confirms on every channel it opens.
             Confirmation::NotRequested => Err(PublishError::Nacked),
         }
@@ -255,7 +263,7 @@ async fn supervise(shared: Arc<Shared>) {
         }
         if let Some(dead) = shared.replace_link(None) {
             tracing::warn!(
-                "lost the broker connection: answering 503 until it is back; reconnecting"
+                "the broker connection is lost or refused a message: answering 503 until a new one is up; reconnecting"
             );
             tokio::spawn(close_link(dead, "connection replaced"));
         }
