@@ -28,9 +28,9 @@ use super::proxy::{Fault, FaultProxy};
 use super::store::redis_url;
 use super::{broker, config, delete_exchanges, secret_file, signed, try_post, unique};
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(super) type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const PASSWORD: &str = "correct horse+battery/staple=";
+pub(super) const PASSWORD: &str = "correct horse+battery/staple=";
 const SECRET: &str = "dispatch-test-secret";
 
 /// The configuration shared by the relay and the dispatcher of one test: exchange
@@ -80,22 +80,22 @@ async fn try_connect(
         .map(|(client, _)| client)
 }
 
-async fn connect(addr: SocketAddr) -> Client {
+pub(super) async fn connect(addr: SocketAddr) -> Client {
     try_connect(addr, Some(&basic(PASSWORD)), "").await.unwrap()
 }
 
-async fn send(client: &mut Client, frame: &str) {
+pub(super) async fn send(client: &mut Client, frame: &str) {
     client.send(Message::text(frame)).await.unwrap();
 }
 
-async fn register_domain(client: &mut Client, domain: &str) {
+pub(super) async fn register_domain(client: &mut Client, domain: &str) {
     let frame =
         format!(r#"{{"register_to":{{"type":"powens_domain","powens_domain":"{domain}"}}}}"#);
     send(client, &frame).await;
 }
 
 /// The next text frame within 10 s, raw.
-async fn next_text(client: &mut Client) -> String {
+pub(super) async fn next_text(client: &mut Client) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let frame = timeout(deadline - Instant::now(), client.next())
@@ -111,12 +111,12 @@ async fn next_text(client: &mut Client) -> String {
     }
 }
 
-async fn next_json(client: &mut Client) -> Value {
+pub(super) async fn next_json(client: &mut Client) -> Value {
     serde_json::from_str(&next_text(client).await).unwrap()
 }
 
 /// Nothing but pings for `wait`.
-async fn nothing_for(client: &mut Client, wait: Duration) {
+pub(super) async fn nothing_for(client: &mut Client, wait: Duration) {
     if let Ok(Some(Ok(Message::Text(text)))) = timeout(wait, client.next()).await {
         panic!("unexpected message {text}");
     }
@@ -142,7 +142,10 @@ async fn close_frame(client: &mut Client) -> (CloseCode, String) {
 /// Sends the requests `request` makes to the relay until it stops answering 503 (the
 /// dispatcher binds its queue asynchronously after a registration), for at most 10 s;
 /// returns the last status.
-async fn until_routed(relay: SocketAddr, request: impl Fn() -> Request<Full<Bytes>>) -> u16 {
+pub(super) async fn until_routed(
+    relay: SocketAddr,
+    request: impl Fn() -> Request<Full<Bytes>>,
+) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, _) = try_post(relay, request()).await.expect("the relay answers");
@@ -332,7 +335,7 @@ async fn create_then_callback_and_ciba_with_redis() {
 }
 
 /// Status, `Location` and body of `GET path` at `addr`.
-async fn get_body(addr: SocketAddr, path: &str) -> (u16, Option<String>, String) {
+pub(super) async fn get_body(addr: SocketAddr, path: &str) -> (u16, Option<String>, String) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -477,7 +480,7 @@ fn rabbitmqctl(args: &[&str]) -> String {
 }
 
 /// The destination queues bound to the webhook exchange of `prefix`.
-fn bound_queues(prefix: &str) -> Vec<String> {
+pub(super) fn bound_queues(prefix: &str) -> Vec<String> {
     let exchange = format!("{prefix}powens_domain_webhooks");
     rabbitmqctl(&["list_bindings", "source_name", "destination_name"])
         .lines()
@@ -681,7 +684,7 @@ async fn readyz(dispatcher: SocketAddr) -> u16 {
 
 /// POSTs an unsigned webhook for `<domain>.biapi.pro`, relayed in forward mode, until it
 /// is routable.
-async fn post_forward(relay: SocketAddr, domain: &str, body: &str) -> u16 {
+pub(super) async fn post_forward(relay: SocketAddr, domain: &str, body: &str) -> u16 {
     let path = format!("/powens-webhook/{domain}.biapi.pro/CONNECTION_SYNCED");
     let request = || {
         Request::post(path.as_str())

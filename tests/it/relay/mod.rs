@@ -12,6 +12,7 @@ mod hostile;
 mod listener;
 mod nodes;
 mod proxy;
+mod replicas;
 mod router;
 mod secrets;
 mod shutdown;
