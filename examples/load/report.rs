@@ -15,6 +15,11 @@ pub struct Measured {
     pub broker_cpu: Option<Duration>,
 }
 
+/// The quantiles of the latency distribution in the JSON report.
+const QUANTILES: [f64; 16] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0,
+];
+
 fn per_message(cpu: Option<Duration>, count: u64) -> Option<f64> {
     cpu.filter(|_| count > 0)
         .map(|cpu| cpu.as_secs_f64() * 1e6 / count as f64)
@@ -64,6 +69,11 @@ impl Measured {
             "p50_ms": run.percentile_ms(0.5),
             "p99_ms": run.percentile_ms(0.99),
             "p999_ms": run.percentile_ms(0.999),
+            // The latency distribution, for charts: [quantile, ms] pairs.
+            "latency_quantiles_ms": QUANTILES
+                .iter()
+                .map(|q| [*q, run.percentile_ms(*q)])
+                .collect::<Vec<_>>(),
             "ok": run.ok,
             "failed": run.failed,
             "consumed": run.consumed,

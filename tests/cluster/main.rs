@@ -241,6 +241,9 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
         recovery.unwrap_or_default().as_secs_f64() * 1000.0,
     );
 
+    if let Some(path) = std::env::var_os("POWENS_CLUSTER_TIMELINE") {
+        write_timeline(&path, &sent, killed_at, recovery);
+    }
     // Answers per half second and status, to see a failure's shape.
     let mut timeline = std::collections::BTreeMap::<(u128, Option<u16>), usize>::new();
     for s in &sent {
@@ -270,4 +273,35 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     drop(cluster);
+}
+
+/// Writes the answers per 100 ms (2xx, and the others) as JSON to `path`, for the
+/// broker-cut chart of `docs/performance.md` (`docs/charts/regenerate.sh`).
+fn write_timeline(
+    path: &std::ffi::OsStr,
+    sent: &[Sent],
+    killed_at: Duration,
+    recovery: Option<Duration>,
+) {
+    let buckets = sent
+        .iter()
+        .map(|s| s.answered.as_millis() / 100)
+        .max()
+        .map_or(0, |last| last + 1);
+    let mut counts = vec![[0u64; 2]; usize::try_from(buckets).unwrap()];
+    for s in sent {
+        let bucket = usize::try_from(s.answered.as_millis() / 100).unwrap();
+        counts[bucket][usize::from(!s.is_2xx())] += 1;
+    }
+    let json = serde_json::json!({
+        "bucket_ms": 100,
+        "senders": SENDERS,
+        "killed_at_s": killed_at.as_secs_f64(),
+        "last_non_2xx_after_kill_ms": recovery.map(|r| r.as_secs_f64() * 1000.0),
+        "sent": sent.len(),
+        "answered_2xx": sent.iter().filter(|s| s.is_2xx()).count(),
+        "ok_per_bucket": counts.iter().map(|c| c[0]).collect::<Vec<_>>(),
+        "failed_per_bucket": counts.iter().map(|c| c[1]).collect::<Vec<_>>(),
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
 }
