@@ -157,7 +157,7 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
     let cluster_broker = || Broker::cluster(nodes.clone()).unwrap();
 
     // The relay, given the three nodes.
-    let dir = std::env::temp_dir().join(format!("powens_cluster_relay_{}", std::process::id()));
+    let dir = cluster.dir().join("relay");
     std::fs::create_dir_all(&dir).unwrap();
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
@@ -271,7 +271,6 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
         after_recovery >= 100,
         "the relay went on relaying after the switch ({after_recovery} 2xx)"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     drop(cluster);
 }
 

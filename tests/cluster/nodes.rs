@@ -172,6 +172,11 @@ impl Cluster {
         }
     }
 
+    /// A directory of the test's, removed with the nodes' (also when the test fails).
+    pub fn dir(&self) -> &Path {
+        &self.home
+    }
+
     /// The node listening on `port`.
     pub fn node_on(&self, port: u16) -> &Node {
         self.nodes
