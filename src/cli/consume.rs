@@ -58,16 +58,10 @@ pub struct ConsumeArgs {
 
 /// Prints each message as one JSON line, acknowledged once written.
 pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
-    let url = args
-        .amqp_url
-        .as_deref()
-        .ok_or("no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL")?;
-    let nodes = AmqpUrl::parse_list(url).map_err(|(n, e)| match n {
-        1 => format!("--amqp-url {e}"),
-        n => format!("--amqp-url: URL {n} of the list {e}"),
-    })?;
-    let broker = Broker::cluster(nodes)
-        .ok_or("no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL")?;
+    const NO_BROKER: &str = "no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL";
+    let url = args.amqp_url.as_deref().ok_or(NO_BROKER)?;
+    let nodes = AmqpUrl::parse_list(url).map_err(|e| format!("--amqp-url {e}"))?;
+    let broker = Broker::cluster(nodes).ok_or(NO_BROKER)?;
     let bindings = Bindings {
         domains: args
             .domain

@@ -168,25 +168,27 @@ impl Drop for MoveOn<'_> {
 impl Broker {
     /// The broker at `url`, with the default connect time-out.
     pub fn new(url: AmqpUrl) -> Self {
-        Self {
-            nodes: Arc::from([url]),
-            cursor: Arc::default(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            connection_name: "powens-relay",
-        }
+        Self::starting_at(Arc::from([url]), 0)
     }
 
     /// The nodes of one cluster, tried in turn from one drawn at random; `None` if
     /// `nodes` is empty.
     pub fn cluster(nodes: Vec<AmqpUrl>) -> Option<Self> {
-        let first = nodes.first()?.clone();
-        let start = fastrand::usize(..nodes.len());
-        let broker = Self {
-            nodes: Arc::from(nodes),
-            ..Self::new(first)
-        };
-        broker.cursor.next.store(start, Ordering::Release);
-        Some(broker)
+        let start = (!nodes.is_empty()).then(|| fastrand::usize(..nodes.len()))?;
+        Some(Self::starting_at(Arc::from(nodes), start))
+    }
+
+    /// `nodes` (not empty), the first attempt going to node `start`.
+    fn starting_at(nodes: Arc<[AmqpUrl]>, start: usize) -> Self {
+        Self {
+            nodes,
+            cursor: Arc::new(Cursor {
+                next: AtomicUsize::new(start),
+                ..Cursor::default()
+            }),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connection_name: "powens-relay",
+        }
     }
 
     /// Bounds each connection attempt (and the set-up run with [`Broker::bounded`]).
@@ -225,11 +227,10 @@ impl Broker {
     ///
     /// # Errors
     /// The last attempt's.
-    pub async fn first_of_each<T, F, Fut>(&self, mut attempt: F) -> Result<T, BrokerError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, BrokerError>>,
-    {
+    pub async fn first_of_each<T>(
+        &self,
+        mut attempt: impl AsyncFnMut() -> Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
         let mut tried = 1;
         loop {
             match attempt().await {

@@ -21,7 +21,10 @@ use domains::{FileDomain, Mode, SecretRefs};
 use keys::Value;
 pub use overrides::Overrides;
 use read::{FileConfig, Reader, check_exchange_prefix, parse_toml, read_file};
-pub use values::{AmqpUrl, AmqpUrlError, SecretRef, SecretRefError, redact_url, url_has_password};
+pub use values::{
+    AmqpUrl, AmqpUrlError, AmqpUrlListError, SecretRef, SecretRefError, redact_url,
+    url_has_password,
+};
 
 use url::Url;
 
@@ -202,12 +205,8 @@ impl RelayConfig {
             );
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
-        let amqp_urls = AmqpUrl::parse_list(&r.text("amqp_url")).unwrap_or_else(|(n, e)| {
-            let message = match n {
-                1 => e.to_string(),
-                n => format!("URL {n} of the list {e}"),
-            };
-            r.problem("amqp_url", message);
+        let amqp_urls = AmqpUrl::parse_list(&r.text("amqp_url")).unwrap_or_else(|e| {
+            r.problem("amqp_url", e.to_string());
             Vec::new()
         });
         let prefix = r.text("exchange_prefix");

@@ -71,6 +71,28 @@ pub enum AmqpUrlError {
     Invalid,
 }
 
+/// Why a list of AMQP URLs is not one: the first URL that is not, by its position (1
+/// for the first), never quoted. Shown as the URL's error alone when it is the first
+/// (a single URL reads as before), else with its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmqpUrlListError {
+    /// The position of the URL in the list, from 1.
+    pub position: usize,
+    /// What is wrong with it.
+    pub error: AmqpUrlError,
+}
+
+impl fmt::Display for AmqpUrlListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            1 => write!(f, "{}", self.error),
+            n => write!(f, "URL {n} of the list {}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for AmqpUrlListError {}
+
 /// An AMQP URL, checked; its `Debug` and `Display` hide the password.
 #[derive(Clone)]
 pub struct AmqpUrl {
@@ -99,16 +121,20 @@ impl AmqpUrl {
     /// written `%2C`). Empty text is no broker.
     ///
     /// # Errors
-    /// The first URL that is not one, by its position (1 for the first): a URL may hold
-    /// a password, so it is never quoted.
-    pub fn parse_list(text: &str) -> Result<Vec<Self>, (usize, AmqpUrlError)> {
+    /// [`AmqpUrlListError`]: the first URL that is not one, by its position.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, AmqpUrlListError> {
         if text.trim().is_empty() {
             return Ok(Vec::new());
         }
         text.split(',')
             .map(str::trim)
             .enumerate()
-            .map(|(i, url)| Self::parse(url).map_err(|e| (i + 1, e)))
+            .map(|(i, url)| {
+                Self::parse(url).map_err(|error| AmqpUrlListError {
+                    position: i + 1,
+                    error,
+                })
+            })
             .collect()
     }
 
@@ -141,7 +167,8 @@ impl fmt::Display for AmqpUrl {
 /// A list of URLs separated by commas (the nodes of a cluster) has one if any of them
 /// has.
 pub fn url_has_password(text: &str) -> bool {
-    text.split(',').any(one_url_has_password) || one_url_has_password(text)
+    // The whole text too: a password with a raw comma in it is still a password.
+    one_url_has_password(text) || (text.contains(',') && text.split(',').any(one_url_has_password))
 }
 
 fn one_url_has_password(text: &str) -> bool {
@@ -238,15 +265,24 @@ mod tests {
         let shown: Vec<_> = nodes.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["amqp://h1:5672/%2f", "amqp://h2:5673/%2f"]);
         assert!(AmqpUrl::parse_list(" ").unwrap().is_empty());
+        let second = AmqpUrlListError {
+            position: 2,
+            error: AmqpUrlError::Scheme,
+        };
         assert_eq!(
             AmqpUrl::parse_list("amqp://h1/%2f,http://u:s3cr3t@h2").unwrap_err(),
-            (2, AmqpUrlError::Scheme)
+            second
+        );
+        assert_eq!(
+            second.to_string(),
+            "URL 2 of the list must start with amqp:// or amqps://"
+        );
+        assert_eq!(
+            AmqpUrl::parse_list("http://h1").unwrap_err().to_string(),
+            "must start with amqp:// or amqps://"
         );
         // An empty entry (a trailing comma) is a mistake, not "no node".
-        assert_eq!(
-            AmqpUrl::parse_list("amqp://h1/%2f,").unwrap_err(),
-            (2, AmqpUrlError::Scheme)
-        );
+        assert_eq!(AmqpUrl::parse_list("amqp://h1/%2f,").unwrap_err(), second);
     }
 
     #[test]

@@ -223,17 +223,11 @@ impl TealConsumer {
             session: None,
             queue: String::new(),
         };
-        // Each node of a cluster once (see Broker::first_of_each).
-        let mut untried = consumer.broker.nodes().len();
-        loop {
-            untried -= 1;
-            match consumer.open_session().await {
-                Err(e) if untried > 0 => {
-                    tracing::warn!(error = %e, "trying the next node of the cluster");
-                }
-                done => return done.map(|()| consumer).map_err(Into::into),
-            }
-        }
+        let broker = consumer.broker.clone();
+        broker
+            .first_of_each(async || consumer.open_session().await)
+            .await?;
+        Ok(consumer)
     }
 
     /// The queue's name (server-generated unless one was configured; a private queue

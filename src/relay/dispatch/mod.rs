@@ -203,11 +203,6 @@ impl Dispatcher {
         move || hub.is_ready()
     }
 
-    /// The broker node its messages come from now (its URL without the password).
-    pub fn broker_node(&self) -> Option<String> {
-        self.ctx.hub.readiness().node
-    }
-
     /// The metadata and websocket routes.
     pub fn routes(&self) -> Router {
         Router::new()

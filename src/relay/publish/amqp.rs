@@ -12,7 +12,8 @@
 //!   missed heartbeat, a channel error), or when a publish on it failed, was refused
 //!   (nack), or was not confirmed within `publish_timeout` (a network that swallows
 //!   traffic shows nothing else). After a node's loss, a channel opened while a quorum
-//!   queue elected its new leader can refuse every publish to it: a new link does not. A blocked connection (broker resource alarm) is not ready but is kept:
+//!   queue elected its new leader can refuse every publish to it: a new link does not.
+//!   A blocked connection (broker resource alarm) is not ready but is kept:
 //!   reconnecting would not lift the alarm.
 //! - While there is no ready link, a publish fails at once with
 //!   [`PublishError::Unavailable`]: the relay answers 503 without waiting.
@@ -203,7 +204,7 @@ impl AmqpPublisher {
     pub async fn connect(settings: AmqpSettings) -> Result<Self, BrokerError> {
         let link = settings
             .broker
-            .first_of_each(|| open_link(&settings, 1))
+            .first_of_each(async || open_link(&settings, 1).await)
             .await?;
         let shared = Arc::new(Shared {
             settings,
