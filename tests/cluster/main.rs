@@ -7,6 +7,8 @@
 //! `.ci/run` runs it once: `cargo test --all-features --test cluster`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "../common/http.rs"]
+mod http_client;
 mod nodes;
 
 use std::collections::BTreeSet;
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use powens_webhooks::relay::Relay;
 use powens_webhooks::relay::broker::Broker;
 use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
@@ -54,21 +56,12 @@ impl Sent {
 
 /// `GET path` on the relay: status and body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    let driver = tokio::spawn(connection);
     let request = http::Request::get(path)
         .header(http::header::HOST, addr.to_string())
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    driver.abort();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let answer = http_client::exchange(addr, request).await.unwrap();
+    (answer.status, answer.body)
 }
 
 /// The port of the broker node `/readyz` names (`broker node: amqp://127.0.0.1:P/%2f`).

@@ -5,6 +5,9 @@
 mod callback;
 #[cfg(feature = "relay")]
 mod cli;
+#[cfg(feature = "relay")]
+#[path = "../common/http.rs"]
+mod http_client;
 mod payloads;
 mod properties;
 #[cfg(feature = "axum")]

@@ -68,26 +68,8 @@ async fn start(config: RelayConfig) -> (SocketAddr, JoinHandle<()>) {
 
 /// Status, `Location` and body of a request to the relay at `addr`.
 async fn fetch(addr: SocketAddr, request: Request<Full<Bytes>>) -> (u16, Option<String>, String) {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    driver.abort();
-    (
-        status,
-        location,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+    let answer = crate::http_client::exchange(addr, request).await.unwrap();
+    (answer.status, answer.location, answer.body)
 }
 
 fn get(uri: &str) -> Request<Full<Bytes>> {

@@ -336,32 +336,12 @@ async fn create_then_callback_and_ciba_with_redis() {
 
 /// Status, `Location` and body of `GET path` at `addr`.
 pub(super) async fn get_body(addr: SocketAddr, path: &str) -> (u16, Option<String>, String) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    let driver = tokio::spawn(connection);
     let request = Request::get(path)
         .header(header::HOST, "listener.example.org")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let status = response.status().as_u16();
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    driver.abort();
-    (
-        status,
-        location,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+    let answer = crate::http_client::exchange(addr, request).await.unwrap();
+    (answer.status, answer.location, answer.body)
 }
 
 #[tokio::test]

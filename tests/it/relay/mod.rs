@@ -240,16 +240,6 @@ pub async fn try_post(
     addr: std::net::SocketAddr,
     request: Request<Full<Bytes>>,
 ) -> Option<(u16, String)> {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await.ok()?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    driver.abort();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+    let answer = crate::http_client::exchange(addr, request).await?;
+    Some((answer.status, answer.body))
 }
