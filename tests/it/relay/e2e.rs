@@ -32,7 +32,7 @@ async fn start(config: RelayConfig) -> (SocketAddr, JoinHandle<()>) {
     (addr, handle)
 }
 
-async fn consumer(prefix: &str, domains: &[&str]) -> TealConsumer {
+pub(super) async fn consumer(prefix: &str, domains: &[&str]) -> TealConsumer {
     let settings = ConsumerSettings {
         exchange_prefix: prefix.to_owned(),
         ..ConsumerSettings::default()

@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use powens_webhooks::Domain;
-use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
+use powens_webhooks::relay::consume::Incoming;
 use serde_json::Value;
 use tokio::time::{Instant, timeout};
 
@@ -17,6 +16,7 @@ use super::dispatch::{
     Client, PASSWORD, bound_queues, connect, get_body, next_json, nothing_for, post_forward,
     register_domain, send,
 };
+use super::e2e::consumer;
 use super::store::redis_url;
 use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, unique};
 
@@ -87,20 +87,7 @@ async fn two_relays_and_two_dispatchers_share_the_work_without_loss_or_duplicate
     ];
 
     // The services' consumer, and a client of each dispatcher on a domain each.
-    let settings = ConsumerSettings {
-        exchange_prefix: prefix.clone(),
-        ..ConsumerSettings::default()
-    };
-    let bindings = Bindings {
-        domains: DOMAINS
-            .iter()
-            .map(|d| Domain::parse(&format!("{d}.biapi.pro")).unwrap())
-            .collect(),
-        ..Bindings::default()
-    };
-    let mut consumer = TealConsumer::connect(&broker(), &settings, &bindings)
-        .await
-        .unwrap();
+    let mut consumer = consumer(&prefix, &["alpha.biapi.pro", "beta.biapi.pro"]).await;
     let mut clients = [
         connect(dispatchers[0].addr).await,
         connect(dispatchers[1].addr).await,
