@@ -55,7 +55,7 @@ use super::config::AmqpUrl;
 use crate::message::MessageError;
 pub use bindings::{BindingHandle, Bindings};
 use bindings::{Wanted, set_binding};
-pub use received::{Incoming, Received};
+pub use received::{ACK_TIMEOUT, Incoming, Received};
 
 /// How to set up the queue and recover.
 #[derive(Debug, Clone)]
@@ -142,6 +142,16 @@ pub enum ConsumeError {
     /// be delivered again.
     #[error("the broker connection failed: {0}")]
     Connection(#[source] AmqpError),
+    /// An acknowledgement (or a rejection) was not written within
+    /// [`ACK_TIMEOUT`]: its connection is taken as lost, and the
+    /// message will be delivered again.
+    #[error(
+        "the broker did not take an acknowledgement within {secs} s: the connection is taken as lost, and the message will be delivered again"
+    )]
+    AckTimeout {
+        /// The time-out, in seconds.
+        secs: u64,
+    },
     /// A message could not be read; it was rejected without requeueing (so it goes to
     /// the queue's dead-letter exchange, if any) rather than redelivered forever.
     #[error("a message on {exchange} could not be read and was rejected: {error}")]

@@ -1,5 +1,7 @@
 //! A delivery, read into TeaL's typed messages, and its acknowledgement.
 
+use std::time::Duration;
+
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 
 use super::ConsumeError;
@@ -70,25 +72,44 @@ impl Received {
     /// Acknowledges the message: the broker forgets it.
     ///
     /// # Errors
-    /// [`ConsumeError::Connection`]: the message will be delivered again.
+    /// - [`ConsumeError::Connection`]: the message will be delivered again.
+    /// - [`ConsumeError::AckTimeout`]: not sent within [`ACK_TIMEOUT`]; the message will
+    ///   be delivered again.
     pub async fn ack(&self) -> Result<(), ConsumeError> {
-        self.acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(drop)
-            .map_err(|e| ConsumeError::Connection(e.into()))
+        settle(self.acker.ack(BasicAckOptions::default())).await
     }
 
     /// Returns the message to the queue, for redelivery.
     ///
     /// # Errors
-    /// [`ConsumeError::Connection`].
+    /// - [`ConsumeError::Connection`].
+    /// - [`ConsumeError::AckTimeout`]: not sent within [`ACK_TIMEOUT`]; the message will
+    ///   be delivered again all the same.
     pub async fn requeue(&self) -> Result<(), ConsumeError> {
-        self.acker
-            .reject(BasicRejectOptions { requeue: true })
-            .await
+        settle(self.acker.reject(BasicRejectOptions { requeue: true })).await
+    }
+}
+
+/// How long an acknowledgement (or a rejection) may take to be written to the
+/// connection before it is given up as lost with it.
+///
+/// lapin can leave an acknowledgement pending forever when the connection dies under it
+/// (seen when a connection is cut while messages are being acknowledged; lapin issue
+/// #409 is the same defect for publishes). An acknowledgement is a frame lapin only has
+/// to write, which takes well under a millisecond on a live connection, so one still
+/// pending after this long belongs to a dead connection: the consumer reconnects, and
+/// the broker delivers the message again.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for `settling` (an acknowledgement or a rejection) at most [`ACK_TIMEOUT`].
+async fn settle(settling: impl Future<Output = lapin::Result<bool>>) -> Result<(), ConsumeError> {
+    match tokio::time::timeout(ACK_TIMEOUT, settling).await {
+        Ok(settled) => settled
             .map(drop)
-            .map_err(|e| ConsumeError::Connection(e.into()))
+            .map_err(|e| ConsumeError::Connection(e.into())),
+        Err(_) => Err(ConsumeError::AckTimeout {
+            secs: ACK_TIMEOUT.as_secs(),
+        }),
     }
 }
 
@@ -110,11 +131,7 @@ pub(super) async fn read(
     let message = match parsed {
         Ok(message) => message,
         Err(error) => {
-            delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await
-                .map_err(|e| ConsumeError::Connection(e.into()))?;
+            settle(delivery.acker.reject(BasicRejectOptions { requeue: false })).await?;
             return Err(ConsumeError::Malformed { exchange, error });
         }
     };

@@ -167,6 +167,14 @@ async fn next(consumer: &mut TealConsumer) -> Result<Received, ConsumeError> {
         .expect("no delivery within 10 s")
 }
 
+/// `future`'s output, or a panic naming `what` after 20 s: a step that never ends
+/// fails the test instead of hanging it.
+async fn within<F: std::future::IntoFuture>(what: &str, future: F) -> F::Output {
+    timeout(Duration::from_secs(20), future.into_future())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not done within 20 s"))
+}
+
 /// The consumer's connection is cut while messages keep coming: it reconnects by
 /// itself, its named queue kept them, and every one is received; a binding added while
 /// it runs delivers, one removed stops; nothing is left unacknowledged.
@@ -193,9 +201,12 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
     };
     let through_proxy =
         AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap();
-    let mut consumer = TealConsumer::connect(&through_proxy, &settings, &bindings)
-        .await
-        .unwrap();
+    let mut consumer = within(
+        "the consumer's first connection",
+        TealConsumer::connect(&through_proxy, &settings, &bindings),
+    )
+    .await
+    .unwrap();
     let handle = consumer.bindings();
 
     // A publisher connected to the broker directly, with confirms: every id it sends
@@ -257,24 +268,25 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
             .unwrap_or_else(|_| panic!("{} of 200 received", seen.len()))
             .unwrap();
         // An ack lost with the connection brings the message again: count it once.
-        let _ = received.ack().await;
+        let _ = within("an ack around the cut", received.ack()).await;
         seen.insert(received.message_id.clone().unwrap());
     }
-    sender.await.unwrap();
-    let _proxy = cutter.await.unwrap();
+    within("the sender", sender).await.unwrap();
+    let _proxy = within("the cutter", cutter).await.unwrap();
 
     // Bindings changed while running: a new state delivers, a removed one stops.
-    handle.bind(TealExchange::Callbacks, "added").await.unwrap();
-    handle
-        .unbind(TealExchange::Callbacks, "kept")
+    within("bind", handle.bind(TealExchange::Callbacks, "added"))
+        .await
+        .unwrap();
+    within("unbind", handle.unbind(TealExchange::Callbacks, "kept"))
         .await
         .unwrap();
     assert_eq!(
         handle.current().await,
         [(TealExchange::Callbacks, "added".to_owned())]
     );
-    publish("kept", 1000).await;
-    publish("added", 1001).await;
+    within("a publish", publish("kept", 1000)).await;
+    within("a publish", publish("added", 1001)).await;
     let received = next(&mut consumer).await.unwrap();
     assert_eq!(
         (
@@ -283,12 +295,12 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
         ),
         ("added", Some("1001"))
     );
-    received.ack().await.unwrap();
+    within("the last ack", received.ack()).await.unwrap();
     let next_one = timeout(Duration::from_millis(300), consumer.next()).await;
     assert!(next_one.is_err(), "an unbound key delivered: {next_one:?}");
 
     // Nothing left unacknowledged: with the consumer gone, the queue is empty.
-    consumer.close().await;
+    within("the consumer's close", consumer.close()).await;
     let _ = upstream;
     let declared = channel
         .queue_declare(
@@ -308,4 +320,93 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
         .unwrap();
     let _ = connection.close(200, "done".into()).await;
     delete_exchanges(&prefix).await;
+}
+
+/// Acknowledgements sent while the consumer's connection is being cut: lapin leaves
+/// some of them pending forever (about one cut in twelve here), so each ends within
+/// `ACK_TIMEOUT`, as a success (the frame went nowhere; the broker delivers the message
+/// again) or an error, instead of hanging the consumer. Many cuts at once, each with
+/// its own proxy, consumer and exchanges, to meet the race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_racing_a_cut_connection_end_instead_of_hanging() {
+    use super::proxy::{Fault, FaultProxy};
+    use powens_webhooks::relay::config::AmqpUrl;
+    use powens_webhooks::relay::consume::ACK_TIMEOUT;
+
+    const CUTS: usize = 32;
+    const MESSAGES: u32 = 50;
+    let _ = broker();
+    let publisher = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = publisher.create_channel().await.unwrap();
+    let mut cuts = tokio::task::JoinSet::new();
+    for cut in 0..CUTS {
+        let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+        let prefix = unique("ackcut");
+        let settings = ConsumerSettings {
+            exchange_prefix: prefix.clone(),
+            ..ConsumerSettings::default()
+        };
+        let bindings = Bindings {
+            callback_states: vec!["s".into()],
+            ..Bindings::default()
+        };
+        let url = AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap();
+        let mut consumer = TealConsumer::connect(&url, &settings, &bindings)
+            .await
+            .unwrap();
+        for n in 0..MESSAGES {
+            let body = format!(
+                r#"{{"timestamp":"2024-01-01T00:00:00","url":"https://x.example/cb?n={n}","state":"s"}}"#
+            );
+            channel
+                .basic_publish(
+                    TealExchange::Callbacks.name(&prefix).into(),
+                    "s".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let mut held = Vec::new();
+        for _ in 0..MESSAGES {
+            held.push(next(&mut consumer).await.unwrap());
+        }
+        cuts.spawn(async move {
+            // Acknowledge one by one while the proxy cuts the connection.
+            let acks = tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for (n, received) in held.iter().enumerate() {
+                    match timeout(ACK_TIMEOUT + Duration::from_secs(5), received.ack()).await {
+                        Err(_) => panic!("cut {cut}: acknowledgement {n} never ended"),
+                        Ok(Err(e)) => errors.push(e),
+                        Ok(Ok(())) => {}
+                    }
+                    tokio::time::sleep(Duration::from_micros(50)).await;
+                }
+                errors
+            });
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            proxy.inject(Fault::Cut);
+            let errors = acks.await.unwrap();
+            for error in &errors {
+                assert!(
+                    matches!(
+                        error,
+                        ConsumeError::AckTimeout { .. } | ConsumeError::Connection(_)
+                    ),
+                    "{error}"
+                );
+            }
+            drop(consumer);
+            prefix
+        });
+    }
+    while let Some(prefix) = cuts.join_next().await {
+        delete_exchanges(&prefix.unwrap()).await;
+    }
+    let _ = publisher.close(200, "done".into()).await;
 }
