@@ -220,7 +220,11 @@ impl From<PublishError> for Refusal {
     fn from(error: PublishError) -> Self {
         if error.is_broker_fault() {
             // The detail goes to the log, not to Powens.
-            tracing::error!(error = %error, "publish failed");
+            tracing::error!(
+                request_id = super::ops::current_request_id().as_deref(),
+                error = %error,
+                "publish failed"
+            );
         }
         Self::unavailable(
             Outcome::Unavailable,
@@ -277,7 +281,12 @@ async fn relay_webhook(
     let started = Instant::now();
     app.publisher.publish(&outgoing).await?;
     app.metrics.observe_confirm(started.elapsed());
-    tracing::debug!(%event, message_id = ?outgoing.message_id, "published");
+    tracing::debug!(
+        request_id = super::ops::current_request_id().as_deref(),
+        %event,
+        message_id = ?outgoing.message_id,
+        "published"
+    );
     Ok(signed_over)
 }
 

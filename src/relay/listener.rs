@@ -175,7 +175,11 @@ async fn resolve(
     last_step: bool,
 ) -> Result<Found, Response> {
     let unavailable = |e: super::callback::store::StoreError| {
-        tracing::error!(error = %e, "callback store failed");
+        tracing::error!(
+            request_id = super::ops::current_request_id().as_deref(),
+            error = %e,
+            "callback store failed"
+        );
         Refusal::unavailable(
             Outcome::Unavailable,
             "the callback store is unavailable; retry later".into(),
@@ -246,7 +250,11 @@ async fn publish_callback(
         if found.taken {
             // Not published: the state stays usable for the browser's retry.
             if let Err(e) = listener.store.put(state, &found.record).await {
-                tracing::error!(error = %e, "a one-shot state could not be put back");
+                tracing::error!(
+                    request_id = super::ops::current_request_id().as_deref(),
+                    error = %e,
+                    "a one-shot state could not be put back"
+                );
             }
         }
         return Err(Refusal::from(e).into_response());

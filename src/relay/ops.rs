@@ -1,4 +1,4 @@
-//! Operations: Prometheus metrics, the per-request log span and id, log set-up and the
+//! Operations: Prometheus metrics, the per-request log line and id, log set-up and the
 //! shutdown signal.
 
 use std::hash::{BuildHasher, RandomState};
@@ -17,7 +17,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tracing::Instrument;
 
 use super::config::LogFormat;
 use crate::axum::SignedOver;
@@ -196,10 +195,28 @@ fn request_id(request: &Request) -> String {
     )
 }
 
-/// Middleware: a span with the request id, the in-flight gauge, one log line per
-/// request (never a header or body) and the requests counter.
+tokio::task_local! {
+    /// The id of the request the current task serves.
+    static REQUEST_ID: Arc<str>;
+}
+
+/// The id of the request the current task serves (`None` outside a request), for the
+/// events logged on the way: `request_id = current_request_id().as_deref()`.
+///
+/// A task-local value rather than a `tracing` span: a span per request, its fields
+/// formatted when it opens and again into every line, cost the relay 6–10 µs of CPU per
+/// webhook (`docs/performance.md`), and only a few events inside a request, on the
+/// error paths, need the id.
+pub(crate) fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
+
+/// Middleware: the request id (for the events inside the request, see
+/// [`current_request_id`]), the in-flight gauge, one log line per request (never a
+/// header or body) and the requests counter.
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let id = request_id(&request);
+    let id: Arc<str> = request_id(&request).into();
+    let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -210,12 +227,11 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         route.as_str(),
         "/callback" | "/errback" | "/raw-callback" | "/openid-ciba-callback"
     );
-    let span = tracing::info_span!("request", id = %id, method = %request.method(), route = %route);
     if is_webhook {
         metrics.in_flight.inc();
     }
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = REQUEST_ID.scope(Arc::clone(&id), next.run(request)).await;
     if is_webhook {
         metrics.in_flight.dec();
     }
@@ -229,6 +245,44 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
                 s if s.is_success() => Outcome::Served,
                 _ => Outcome::Other,
             });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let reason = response.extensions().get::<Reason>().map(|r| r.0.as_str());
+    let signed_over = response
+        .extensions()
+        .get::<SignedOver>()
+        .map(|s| s.as_str());
+    let what = if is_webhook { "webhook" } else { "callback" };
+    let request_id = &*id;
+    if !is_webhook && !listener {
+        tracing::debug!(request_id, %method, route, status, micros, "request handled");
+    } else if response.status().is_server_error() {
+        tracing::warn!(
+            request_id,
+            %method,
+            route,
+            status,
+            outcome = outcome.label(),
+            reason,
+            micros,
+            "{what} handled"
+        );
+    } else {
+        tracing::info!(
+            request_id,
+            %method,
+            route,
+            status,
+            outcome = outcome.label(),
+            reason,
+            signed_over,
+            micros,
+            "{what} handled"
+        );
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -236,40 +290,6 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
             outcome: outcome.label().to_owned(),
         })
         .inc();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    span.in_scope(|| {
-        let status = response.status().as_u16();
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let reason = response.extensions().get::<Reason>().map(|r| r.0.as_str());
-        let signed_over = response
-            .extensions()
-            .get::<SignedOver>()
-            .map(|s| s.as_str());
-        if !is_webhook && !listener {
-            tracing::debug!(status, micros, "request handled");
-        } else if response.status().is_server_error() {
-            tracing::warn!(
-                status,
-                outcome = outcome.label(),
-                reason,
-                micros,
-                "{} handled",
-                if is_webhook { "webhook" } else { "callback" }
-            );
-        } else {
-            tracing::info!(
-                status,
-                outcome = outcome.label(),
-                reason,
-                signed_over,
-                micros,
-                "{} handled",
-                if is_webhook { "webhook" } else { "callback" }
-            );
-        }
-    });
     response
 }
 

@@ -17,6 +17,8 @@ pub struct Answer {
     pub status: u16,
     /// The `Location` header, if any.
     pub location: Option<String>,
+    /// The `x-request-id` header, if any.
+    pub request_id: Option<String>,
     /// The body, as text.
     pub body: String,
 }
@@ -36,11 +38,16 @@ pub async fn exchange(addr: SocketAddr, request: Request<Full<Bytes>>) -> Option
         .headers()
         .get(header::LOCATION)
         .map(|v| v.to_str().expect("a visible-ASCII Location").to_owned());
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().expect("a visible-ASCII x-request-id").to_owned());
     let body = response.into_body().collect().await.ok()?.to_bytes();
     driver.abort();
     Some(Answer {
         status,
         location,
+        request_id,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }

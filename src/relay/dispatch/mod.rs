@@ -299,7 +299,11 @@ async fn websocket(State(ctx): State<Arc<Context>>, request: Request) -> Respons
     let (mut parts, _body) = request.into_parts();
     if let Err(refused) = ctx.password.check(&parts.headers, parts.uri.query()) {
         ctx.hub.metrics.refused(refused.label());
-        tracing::warn!(reason = refused.label(), "websocket handshake refused");
+        tracing::warn!(
+            request_id = super::ops::current_request_id().as_deref(),
+            reason = refused.label(),
+            "websocket handshake refused"
+        );
         return Refusal::new(StatusCode::UNAUTHORIZED, refused.reason())
             .with_challenge("Basic realm=\"powens-relay dispatcher\"")
             .into_response();

@@ -170,6 +170,7 @@ impl Shared {
                 Unroutable::Reject => Err(PublishError::Unroutable),
                 Unroutable::Accept => {
                     tracing::warn!(
+                        request_id = crate::relay::ops::current_request_id().as_deref(),
                         exchange = %message.exchange,
                         routing_key = %message.routing_key,
                         "no queue is bound for this domain: message dropped (unroutable = accept)"

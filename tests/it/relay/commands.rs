@@ -329,6 +329,70 @@ fn a_gzip_webhook_logs_which_bytes_its_signature_matched() {
     );
 }
 
+/// A webhook's line carries its request id (the proxy's `x-request-id`, or the one the
+/// relay made and returned), method and route, and so does an event logged while it was
+/// handled: here the warning that no queue is bound for its domain.
+#[test]
+fn the_lines_a_webhook_leaves_carry_its_request_id() {
+    broker();
+    let prefix = unique("request_id");
+    let domain = format!("budgea.biapi.pro=file:{}", secret_file("s").display());
+    let serve = Serve::spawn(&[
+        ("POWENS_RELAY_AMQP_URL", AMQP_URL),
+        ("POWENS_RELAY_EXCHANGE_PREFIX", &prefix),
+        ("POWENS_RELAY_DOMAINS", &domain),
+        ("POWENS_RELAY_UNROUTABLE", "accept"),
+    ]);
+    let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut from_proxy = super::signed(path, b"{\"n\": 1}", "s");
+    from_proxy
+        .headers_mut()
+        .insert("x-request-id", "proxy-id-42".parse().unwrap());
+    let mut ids = Vec::new();
+    for request in [from_proxy, super::signed(path, b"{\"n\": 2}", "s")] {
+        let answer = runtime
+            .block_on(crate::http_client::exchange(serve.addr, request))
+            .unwrap();
+        assert_eq!(answer.status, 204, "{answer:?}");
+        ids.push(answer.request_id.expect("an x-request-id header"));
+    }
+    assert_eq!(ids[0], "proxy-id-42");
+    assert_eq!(ids[1].len(), 16, "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+
+    let (_, logs) = serve.terminate();
+    let lines: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for id in &ids {
+        let of_it: Vec<_> = lines
+            .iter()
+            .filter(|l| l["request_id"] == id.as_str())
+            .collect();
+        let messages: Vec<_> = of_it.iter().map(|l| l["message"].as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                Some("no queue is bound for this domain: message dropped (unroutable = accept)"),
+                Some("webhook handled"),
+            ],
+            "{id}: {logs:#?}"
+        );
+        let handled = of_it[1];
+        assert_eq!(
+            (&handled["method"], &handled["route"], &handled["status"]),
+            (
+                &serde_json::json!("POST"),
+                &serde_json::json!("/powens-webhook/{domain}/{event}"),
+                &serde_json::json!(204)
+            )
+        );
+    }
+    runtime.block_on(delete_exchanges(&prefix));
+}
+
 #[test]
 fn listener_logs_never_show_a_token_a_query_or_a_body() {
     broker();
