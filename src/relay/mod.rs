@@ -29,12 +29,14 @@ pub mod consume;
 pub mod dispatch;
 pub mod http;
 mod listener;
+mod logs;
 mod ops;
 pub mod publish;
 pub mod send;
 mod server;
 
-pub use ops::{init_logging, shutdown_signal};
+pub use logs::init_logging;
+pub use ops::shutdown_signal;
 
 use std::future::Future;
 use std::net::SocketAddr;
