@@ -62,7 +62,15 @@ pub fn print_out(text: &str) -> Result<(), Fatal> {
 
 /// A Tokio runtime for the commands that need one.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
-    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // A worker writes its log lines before it sleeps, in one write under load.
+    builder
+        .on_thread_park(powens_webhooks::relay::flush_log_lines)
+        .on_thread_stop(powens_webhooks::relay::flush_log_lines);
+    builder
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// The webhook secret, from `file` or [`SECRET_ENV`].

@@ -35,7 +35,7 @@ pub mod publish;
 pub mod send;
 mod server;
 
-pub use logs::init_logging;
+pub use logs::{flush_log_lines, init_logging};
 pub use ops::shutdown_signal;
 
 use std::future::Future;

@@ -329,6 +329,39 @@ fn a_gzip_webhook_logs_which_bytes_its_signature_matched() {
     );
 }
 
+/// The relay's workers write their log lines in batches under load, and before they
+/// sleep: the line of a lone webhook is written at once, not held back until the next
+/// one or the end.
+#[test]
+fn the_line_of_a_lone_webhook_is_written_while_the_relay_runs() {
+    let domain = format!("budgea.biapi.pro=file:{}", secret_file("s").display());
+    let serve = Serve::spawn(&[("POWENS_RELAY_DOMAINS", &domain)]);
+    let path = "/powens-webhook/budgea.biapi.pro/USER_SYNCED";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime
+        .block_on(crate::http_client::exchange(
+            serve.addr,
+            super::signed(path, b"{}", "s"),
+        ))
+        .unwrap();
+    assert_eq!(answer.status, 204, "{answer:?}");
+    let id = answer.request_id.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !serve
+        .logs_so_far()
+        .iter()
+        .any(|l| l.contains("webhook handled") && l.contains(&id))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line for the webhook 10 s after its answer: {:#?}",
+            serve.logs_so_far()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(serve.terminate().0.success());
+}
+
 /// A webhook's line carries its request id (the proxy's `x-request-id`, or the one the
 /// relay made and returned), method and route, and so does an event logged while it was
 /// handled: here the warning that no queue is bound for its domain.

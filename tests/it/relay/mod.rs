@@ -137,7 +137,8 @@ pub struct Serve {
     child: std::process::Child,
     /// Where it listens.
     pub addr: std::net::SocketAddr,
-    logs: std::thread::JoinHandle<Vec<String>>,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Serve {
@@ -187,11 +188,26 @@ impl Serve {
             }
             early.push(line);
         };
-        let logs = std::thread::spawn(move || {
-            early.extend(stderr.lines().map_while(Result::ok));
-            early
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(early));
+        let reader = std::thread::spawn({
+            let logs = logs.clone();
+            move || {
+                for line in stderr.lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            }
         });
-        Self { child, addr, logs }
+        Self {
+            child,
+            addr,
+            logs,
+            reader,
+        }
+    }
+
+    /// The log lines written so far.
+    pub fn logs_so_far(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 
     /// The child's process id (to signal it).
@@ -212,7 +228,9 @@ impl Serve {
             .unwrap();
         assert!(kill.success());
         let status = self.child.wait().unwrap();
-        (status, self.logs.join().unwrap())
+        self.reader.join().unwrap();
+        let logs = std::mem::take(&mut *self.logs.lock().unwrap());
+        (status, logs)
     }
 }
 
