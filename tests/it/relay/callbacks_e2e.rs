@@ -13,7 +13,7 @@ use http::{Request, header};
 use http_body_util::Full;
 use powens_webhooks::relay::Relay;
 use powens_webhooks::relay::callback::{CallbackRecord, CallbackState};
-use powens_webhooks::relay::config::{AmqpUrl, RelayConfig};
+use powens_webhooks::relay::config::RelayConfig;
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -279,7 +279,7 @@ async fn embedded_callbacks_survive_a_restart_and_a_broker_cut_answers_503() {
     let _ = first.await;
 
     let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
-    let through = AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap();
+    let through = proxy.amqp_url();
     let config = relay_config(
         &prefix,
         &store,

@@ -167,6 +167,13 @@ async fn next(consumer: &mut TealConsumer) -> Result<Received, ConsumeError> {
         .expect("no delivery within 10 s")
 }
 
+/// A TeaL callback message for `state`, its URL numbered `n`.
+fn callback_body(state: &str, n: u32) -> String {
+    format!(
+        r#"{{"timestamp":"2024-01-01T00:00:00","url":"https://x.example/cb?n={n}","state":"{state}"}}"#
+    )
+}
+
 /// `future`'s output, or a panic naming `what` after 20 s: a step that never ends
 /// fails the test instead of hanging it.
 async fn within<F: std::future::IntoFuture>(what: &str, future: F) -> F::Output {
@@ -182,7 +189,6 @@ async fn within<F: std::future::IntoFuture>(what: &str, future: F) -> F::Output 
 async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_it_runs() {
     use super::proxy::{Fault, FaultProxy};
     use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
-    use powens_webhooks::relay::config::AmqpUrl;
     use std::collections::BTreeSet;
 
     let upstream = broker();
@@ -199,8 +205,7 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
         callback_states: vec!["kept".into()],
         ..Bindings::default()
     };
-    let through_proxy =
-        AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap();
+    let through_proxy = proxy.amqp_url();
     let mut consumer = within(
         "the consumer's first connection",
         TealConsumer::connect(&through_proxy, &settings, &bindings),
@@ -225,9 +230,7 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
         move |key: &'static str, n: u32| {
             let (channel, exchange) = (channel.clone(), exchange.clone());
             async move {
-                let body = format!(
-                    r#"{{"timestamp":"2024-01-01T00:00:00","url":"https://x.example/cb?n={n}","state":"{key}"}}"#
-                );
+                let body = callback_body(key, n);
                 channel
                     .basic_publish(
                         exchange.as_str().into(),
@@ -330,7 +333,6 @@ async fn a_cut_consumer_reconnects_and_loses_nothing_and_bindings_change_while_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_racing_a_cut_connection_end_instead_of_hanging() {
     use super::proxy::{Fault, FaultProxy};
-    use powens_webhooks::relay::config::AmqpUrl;
     use powens_webhooks::relay::consume::ACK_TIMEOUT;
 
     const CUTS: usize = 32;
@@ -352,14 +354,12 @@ async fn acknowledgements_racing_a_cut_connection_end_instead_of_hanging() {
             callback_states: vec!["s".into()],
             ..Bindings::default()
         };
-        let url = AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap();
+        let url = proxy.amqp_url();
         let mut consumer = TealConsumer::connect(&url, &settings, &bindings)
             .await
             .unwrap();
         for n in 0..MESSAGES {
-            let body = format!(
-                r#"{{"timestamp":"2024-01-01T00:00:00","url":"https://x.example/cb?n={n}","state":"s"}}"#
-            );
+            let body = callback_body("s", n);
             channel
                 .basic_publish(
                     TealExchange::Callbacks.name(&prefix).into(),

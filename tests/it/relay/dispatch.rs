@@ -535,11 +535,7 @@ async fn clients_stay_connected_through_a_broker_cut() {
     let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
     let config = both_config(&prefix, "reconnect_max_delay_secs = 1");
     let (relay, _r) = start_relay(&config).await;
-    let through = powens_webhooks::relay::config::AmqpUrl::parse(&format!(
-        "amqp://guest:guest@{}/%2f",
-        proxy.addr()
-    ))
-    .unwrap();
+    let through = proxy.amqp_url();
     let (dispatcher, _d) = start_dispatcher(&config.clone().with_amqp_url(through)).await;
     let mut client = connect(dispatcher).await;
     register_domain(&mut client, "budgea").await;

@@ -14,7 +14,6 @@ use http::Request;
 use http_body_util::Full;
 use powens_webhooks::Domain;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::config::AmqpUrl;
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
 use tokio::time::{Instant, sleep, timeout};
 
@@ -51,7 +50,7 @@ async fn broker_faults_lose_no_webhook_answered_204_and_the_relay_heals_itself()
         "exchange_prefix = \"{prefix}\"\npublish_timeout_secs = 2\n{}",
         verify_domain(DOMAIN, "s3cr3t")
     ))
-    .with_amqp_url(AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", proxy.addr())).unwrap());
+    .with_amqp_url(proxy.amqp_url());
     let relay = Relay::start(&config).await.unwrap();
     let addr = relay.local_addr().unwrap();
     let server = tokio::spawn(relay.run(std::future::pending()));
