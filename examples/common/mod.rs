@@ -10,20 +10,23 @@ use powens_webhooks::TealExchange;
 use powens_webhooks::relay::broker::Exchanges;
 
 /// Linux's clock tick (`sysconf(_SC_CLK_TCK)`, 100 on every common configuration).
-const TICK: Duration = Duration::from_millis(10);
+pub const TICK: Duration = Duration::from_millis(10);
 
 /// User + system CPU time of process `pid` (`self` for this one).
 pub fn cpu_time(pid: &str) -> Duration {
+    let (user, system) = cpu_ticks(pid);
+    TICK * u32::try_from(user.saturating_add(system)).unwrap_or(u32::MAX)
+}
+
+/// User and system clock ticks of `pid`, from `/proc/<pid>/stat` (0 if unreadable).
+pub fn cpu_ticks(pid: &str) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // After the command name (which may hold spaces, within parentheses): the state is
     // field 0, utime 11 and stime 12.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
+    let mut fields = after.split_whitespace().skip(11);
+    let mut next = || fields.next().and_then(|f| f.parse().ok()).unwrap_or(0);
+    (next(), next())
 }
 
 /// A memory line of `/proc/<pid>/status` (`"VmRSS:"`, `"VmHWM:"`), in KiB.

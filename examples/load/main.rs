@@ -112,13 +112,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let prefix = args.prefix.clone().ok_or("--prefix is required")?;
         let ids = Arc::new(AtomicU64::new(args.first_id));
         let run = raw_run(&url, &prefix, &args, duration, ids).await?;
-        let cpu = process::cpu_time("self");
+        let cpu = process::Cpu::of("self");
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let report = process::ChildReport {
             ok: run.ok,
             failed: run.failed,
             seconds: run.seconds,
             latencies_us: run.latencies_us,
-            cpu_us: u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX),
+            cpu_us: micros(cpu.total),
+            kernel_cpu_us: micros(cpu.kernel),
         };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -186,12 +188,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let broker_before = rabbitmq.as_deref().map(process::cpu_time);
         let (mut run, cpu) = match (name, &relay_pid) {
             ("relay", pid) => {
-                let cpu_before = pid.as_deref().map(process::cpu_time);
+                let cpu_before = pid.as_deref().map(process::Cpu::of);
                 let run = relay_run(addr, &args, duration, ids.clone()).await;
                 let cpu = pid
                     .as_deref()
                     .zip(cpu_before)
-                    .map(|(pid, before)| process::cpu_time(pid).saturating_sub(before));
+                    .map(|(pid, before)| process::Cpu::since(pid, before));
                 (run, cpu)
             }
             (_, Some(_)) => {
@@ -224,10 +226,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The HTTP floor: the relay's own CPU per `GET /healthz`.
     let healthz = match &relay_pid {
         Some(pid) => {
-            let before = process::cpu_time(pid);
+            let before = process::Cpu::of(pid);
             let mut run = healthz_run(addr, &args, duration).await;
             run.name = "GET /healthz";
-            let cpu = process::cpu_time(pid).saturating_sub(before);
+            let cpu = process::Cpu::since(pid, before);
             let entry = Measured::new(run, Some(cpu), None);
             eprintln!("{}", entry.summary_line());
             Some(entry)

@@ -12,6 +12,51 @@ use crate::{Args, DOMAIN};
 
 pub use crate::common::cpu_time;
 
+/// The system (kernel) part of [`cpu_time`]: system calls, and the loopback network
+/// work they do on behalf of the receiving end.
+pub fn kernel_time(pid: &str) -> Duration {
+    let (_, system) = crate::common::cpu_ticks(pid);
+    crate::common::TICK * u32::try_from(system).unwrap_or(u32::MAX)
+}
+
+/// CPU time a process spent: in all, and the kernel's part of it (system calls, and the
+/// loopback network work they do for the receiving end), to tell what the relay spends
+/// in its own code from what its sockets and thread wake-ups cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    pub total: Duration,
+    pub kernel: Duration,
+}
+
+impl Cpu {
+    /// What `/proc` says of `pid` so far (`self` for this process).
+    pub fn of(pid: &str) -> Self {
+        Self {
+            total: cpu_time(pid),
+            kernel: kernel_time(pid),
+        }
+    }
+
+    /// `pid`'s CPU time since `before`.
+    pub fn since(pid: &str, before: Self) -> Self {
+        let now = Self::of(pid);
+        Self {
+            total: now.total.saturating_sub(before.total),
+            kernel: now.kernel.saturating_sub(before.kernel),
+        }
+    }
+}
+
+impl std::ops::Add for Cpu {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            total: self.total + other.total,
+            kernel: self.kernel + other.kernel,
+        }
+    }
+}
+
 /// Peak resident memory (`VmHWM`) of `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     crate::common::status_kib(pid, "VmHWM:")
@@ -80,6 +125,7 @@ pub struct ChildReport {
     pub seconds: f64,
     pub latencies_us: Vec<u64>,
     pub cpu_us: u64,
+    pub kernel_cpu_us: u64,
 }
 
 /// Runs this example again as the raw publisher (`--role raw`) and reads its report.
@@ -105,7 +151,7 @@ pub fn raw_child(
 
 impl ChildReport {
     /// The run as the harness keeps it.
-    pub fn into_run(self) -> (Run, Duration) {
+    pub fn into_run(self) -> (Run, Cpu) {
         let mut latencies_us = self.latencies_us;
         latencies_us.sort_unstable();
         (
@@ -117,7 +163,10 @@ impl ChildReport {
                 latencies_us,
                 consumed: 0,
             },
-            Duration::from_micros(self.cpu_us),
+            Cpu {
+                total: Duration::from_micros(self.cpu_us),
+                kernel: Duration::from_micros(self.kernel_cpu_us),
+            },
         )
     }
 }

@@ -5,13 +5,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::Args;
+use crate::process::Cpu;
 use crate::runs::Run;
 
 /// A run and the CPU time it cost: the process measured (relay, raw publisher) and
 /// RabbitMQ.
 pub struct Measured {
     pub run: Run,
-    pub cpu: Option<Duration>,
+    pub cpu: Option<Cpu>,
     pub broker_cpu: Option<Duration>,
 }
 
@@ -30,7 +31,7 @@ fn show(value: Option<f64>) -> String {
 }
 
 impl Measured {
-    pub fn new(run: Run, cpu: Option<Duration>, broker_cpu: Option<Duration>) -> Self {
+    pub fn new(run: Run, cpu: Option<Cpu>, broker_cpu: Option<Duration>) -> Self {
         Self {
             run,
             cpu,
@@ -40,7 +41,12 @@ impl Measured {
 
     /// CPU µs of the process measured per 2xx / confirmed message.
     pub fn cpu_us(&self) -> Option<f64> {
-        per_message(self.cpu, self.run.ok)
+        per_message(self.cpu.map(|cpu| cpu.total), self.run.ok)
+    }
+
+    /// The kernel's part of [`Self::cpu_us`].
+    pub fn kernel_cpu_us(&self) -> Option<f64> {
+        per_message(self.cpu.map(|cpu| cpu.kernel), self.run.ok)
     }
 
     /// RabbitMQ's CPU µs per message.
@@ -50,13 +56,14 @@ impl Measured {
 
     pub fn summary_line(&self) -> String {
         format!(
-            "{}: {:.0}/s, {} ok, {} failed, {} consumed, CPU {} µs/msg, broker {} µs/msg",
+            "{}: {:.0}/s, {} ok, {} failed, {} consumed, CPU {} µs/msg (kernel {}), broker {} µs/msg",
             self.run.name,
             self.run.rate(),
             self.run.ok,
             self.run.failed,
             self.run.consumed,
             show(self.cpu_us()),
+            show(self.kernel_cpu_us()),
             show(self.broker_cpu_us())
         )
     }
@@ -79,6 +86,7 @@ impl Measured {
             "consumed": run.consumed,
             "lost": run.ok.saturating_sub(run.consumed),
             "cpu_us_per_msg": self.cpu_us(),
+            "kernel_cpu_us_per_msg": self.kernel_cpu_us(),
             "broker_cpu_us_per_msg": self.broker_cpu_us(),
         })
     }
@@ -144,7 +152,7 @@ impl Report {
             latencies_us: Vec::new(),
             consumed: 0,
         };
-        let (mut cpu, mut broker) = (Some(Duration::ZERO), Some(Duration::ZERO));
+        let (mut cpu, mut broker) = (Some(Cpu::default()), Some(Duration::ZERO));
         for m in self.runs.iter().filter(|m| m.run.name == name) {
             merged.ok += m.run.ok;
             merged.failed += m.run.failed;
@@ -162,6 +170,7 @@ impl Report {
         let (relay, raw) = (self.all("relay"), self.all("raw lapin"));
         let ratios = self.ratios();
         let floor = self.healthz.as_ref().and_then(Measured::cpu_us);
+        let kernel_floor = self.healthz.as_ref().and_then(Measured::kernel_cpu_us);
         json!({
             "connections": self.connections,
             "seconds": self.seconds,
@@ -175,6 +184,12 @@ impl Report {
             "relay_over_raw_median": ratios.get(ratios.len() / 2),
             "relay_over_raw": ratios,
             "relay_cpu_budget_us": raw.cpu_us().zip(floor).map(|(raw, floor)| raw + floor),
+            // The kernel's part of the budget, to set against the relay's
+            // `kernel_cpu_us_per_msg`.
+            "relay_kernel_cpu_budget_us": raw
+                .kernel_cpu_us()
+                .zip(kernel_floor)
+                .map(|(raw, floor)| raw + floor),
             "relay_peak_rss_mib": self.peak_rss_kib.map(|k| k as f64 / 1024.0),
             "lost": self.lost(),
         })
@@ -247,13 +262,20 @@ impl Report {
             relay.run.ok.saturating_sub(relay.run.consumed),
             raw.run.ok.saturating_sub(raw.run.consumed)
         );
-        if let Some(floor) = self.healthz.as_ref().and_then(Measured::cpu_us) {
-            println!(
-                "\nrelay CPU per webhook {} µs; budget = raw lapin {} + GET /healthz {floor:.1} = {} µs",
-                show(relay.cpu_us()),
-                show(raw.cpu_us()),
-                show(raw.cpu_us().map(|raw| raw + floor))
-            );
+        if let Some(healthz) = &self.healthz {
+            for (what, of) in [
+                ("CPU", Measured::cpu_us as fn(&Measured) -> Option<f64>),
+                ("kernel CPU", Measured::kernel_cpu_us),
+            ] {
+                let floor = of(healthz);
+                println!(
+                    "relay {what} per webhook {} µs; budget = raw lapin {} + GET /healthz {} = {} µs",
+                    show(of(&relay)),
+                    show(of(&raw)),
+                    show(floor),
+                    show(of(&raw).zip(floor).map(|(raw, floor)| raw + floor))
+                );
+            }
         }
         if let Some(kib) = self.peak_rss_kib {
             println!("relay peak RSS: {:.1} MiB", kib as f64 / 1024.0);
