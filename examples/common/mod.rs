@@ -10,12 +10,17 @@ use powens_webhooks::TealExchange;
 use powens_webhooks::relay::broker::Exchanges;
 
 /// Linux's clock tick (`sysconf(_SC_CLK_TCK)`, 100 on every common configuration).
-pub const TICK: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(10);
 
 /// User + system CPU time of process `pid` (`self` for this one).
 pub fn cpu_time(pid: &str) -> Duration {
     let (user, system) = cpu_ticks(pid);
-    TICK * u32::try_from(user.saturating_add(system)).unwrap_or(u32::MAX)
+    ticks(user.saturating_add(system))
+}
+
+/// `count` clock ticks as a duration.
+pub fn ticks(count: u64) -> Duration {
+    TICK * u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 /// User and system clock ticks of `pid`, from `/proc/<pid>/stat` (0 if unreadable).

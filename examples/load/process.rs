@@ -12,13 +12,6 @@ use crate::{Args, DOMAIN};
 
 pub use crate::common::cpu_time;
 
-/// The system (kernel) part of [`cpu_time`]: system calls, and the loopback network
-/// work they do on behalf of the receiving end.
-pub fn kernel_time(pid: &str) -> Duration {
-    let (_, system) = crate::common::cpu_ticks(pid);
-    crate::common::TICK * u32::try_from(system).unwrap_or(u32::MAX)
-}
-
 /// CPU time a process spent: in all, and the kernel's part of it (system calls, and the
 /// loopback network work they do for the receiving end), to tell what the relay spends
 /// in its own code from what its sockets and thread wake-ups cost.
@@ -29,11 +22,13 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    /// What `/proc` says of `pid` so far (`self` for this process).
+    /// What `/proc` says of `pid` so far (`self` for this process), both parts from
+    /// one reading.
     pub fn of(pid: &str) -> Self {
+        let (user, system) = crate::common::cpu_ticks(pid);
         Self {
-            total: cpu_time(pid),
-            kernel: kernel_time(pid),
+            total: crate::common::ticks(user.saturating_add(system)),
+            kernel: crate::common::ticks(system),
         }
     }
 
