@@ -4,22 +4,20 @@
 //! No network and no broker: what the relay adds on top of verifying.
 //!
 //! Run: `cargo bench --bench relay`.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, unreachable_pub)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use chrono::Utc;
 use criterion::Criterion;
 use http::Request;
-use powens_webhooks::axum::DomainPolicy;
-use powens_webhooks::relay::config::{Overrides, RelayConfig};
-use powens_webhooks::relay::http::{AppState, router};
-use powens_webhooks::relay::publish::MemoryPublisher;
-use powens_webhooks::relay::send::{Target, signature_date, signed_request};
-use powens_webhooks::{PowensHeaders, Secret, Verifier};
+use powens_webhooks::relay::testing::{
+    MemoryPublisher, Target, router, signature_date, signed_request,
+};
+use powens_webhooks::relay::{Overrides, RelayConfig};
+use powens_webhooks::{KeyRing, PowensHeaders, Secret, Verifier};
 use tower::ServiceExt;
 
 const PATH: &str = "/powens-webhook/budgea.biapi.pro/CONNECTION_SYNCED";
@@ -44,18 +42,16 @@ impl Bench {
         let config = RelayConfig::from_toml(&toml, &Overrides::default()).unwrap();
         std::fs::remove_file(&secret).unwrap();
         let publisher = MemoryPublisher::new();
-        let app = router(AppState::new(&config, Arc::new(publisher.clone())));
-        let Some(DomainPolicy::Verify(verifier)) =
-            config.webhooks().domains().values().next().cloned()
-        else {
-            unreachable!("the bench configures one verify domain");
-        };
+        let app = router(&config, &publisher, None);
+        // The relay's verifier for the domain: its key, the default freshness window.
+        let verifier = Verifier::new(KeyRing::new(Secret::new(SECRET).unwrap()))
+            .for_domain("budgea.biapi.pro".parse().unwrap());
         // A ~1 KiB body, as in the load harness; the date stays fresh for the run.
         let body = Bytes::from(format!(
             r#"{{"id_webhook_data": 7, "padding": "{}"}}"#,
             "x".repeat(980)
         ));
-        let target = Target::parse(&format!("http://127.0.0.1{PATH}"), None).unwrap();
+        let target = Target::parse(&format!("http://127.0.0.1{PATH}")).unwrap();
         let signed = signed_request(
             &target,
             body.clone(),

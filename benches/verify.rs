@@ -3,7 +3,7 @@
 //! statistics; the table of throughput ratios at the end comes from interleaved batches.
 //!
 //! Run: `cargo bench --bench verify`.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, unreachable_pub)]
 
 use std::hint::black_box;
 use std::time::Instant;

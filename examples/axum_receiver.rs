@@ -3,6 +3,8 @@
 //! `POWENS_SECRET=secret_key cargo run --example axum_receiver --no-default-features --features axum`
 //! then `printf '{"id_webhook_data": 1}' | POWENS_WEBHOOK_SECRET=secret_key cargo run -q -- send
 //! http://127.0.0.1:3000/powens-webhook/budgea.biapi.pro/USER_SYNCED`.
+// Items are `pub` for the modules the examples share, not an API.
+#![allow(unreachable_pub)]
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -12,6 +12,8 @@
 //! Inputs: `load-<connections>.json` (`examples/load --separate-process --json`, one per
 //! connection count) and `cluster-timeline.json` (`tests/cluster` with
 //! `POWENS_CLUSTER_TIMELINE`).
+// Items are `pub` for the modules the examples share, not an API.
+#![allow(unreachable_pub)]
 
 use std::error::Error;
 use std::path::{Path, PathBuf};

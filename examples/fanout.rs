@@ -15,6 +15,8 @@
 //! frames per second, the latency from the start of the POST to the frame's arrival
 //! (p50, p99), the dispatcher's CPU time per message, and what was lost (every 2xx
 //! webhook must reach every client of its domain). Exits non-zero on a loss.
+// Items are `pub` for the modules the examples share, not an API.
+#![allow(unreachable_pub)]
 
 #[path = "common/mod.rs"]
 mod common;
@@ -33,9 +35,10 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::broker::{self, Broker, Exchanges};
-use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
-use powens_webhooks::relay::send::{Target, signature_date, signed_request};
+use powens_webhooks::relay::testing::{
+    Target, amqp_channel, close, signature_date, signed_request,
+};
+use powens_webhooks::relay::{AmqpUrl, Overrides, RelayConfig};
 use powens_webhooks::{Secret, TealExchange};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -82,12 +85,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::id(),
         chrono::Utc::now().timestamp()
     );
-    let exchanges = Exchanges {
-        prefix: prefix.clone(),
-        durable: false,
-    };
 
-    let raw_rate = raw_consume_rate(&url, &exchanges, args.raw_messages).await?;
+    let raw_rate = raw_consume_rate(&url, &prefix, args.raw_messages).await?;
     eprintln!("raw consume: {raw_rate:.0} msg/s");
 
     let dir = std::env::temp_dir().join(format!("{prefix}dir"));
@@ -223,7 +222,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = dispatcher.wait();
     let _ = stop_relay.send(());
     relay_task.await?;
-    delete_exchanges(&url, &exchanges).await?;
+    delete_exchanges(&url, &prefix).await?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let ok = sent_ok.load(Ordering::Relaxed);
@@ -341,10 +340,9 @@ async fn post(
         r#"{{"t":{},"connection":{{"id":42,"state":null}}}}"#,
         now_ns(epoch)
     );
-    let target = Target::parse(
-        &format!("http://{relay}/powens-webhook/{domain}/CONNECTION_SYNCED"),
-        None,
-    )?;
+    let target = Target::parse(&format!(
+        "http://{relay}/powens-webhook/{domain}/CONNECTION_SYNCED"
+    ))?;
     let request = signed_request(
         &target,
         Bytes::from(body),
@@ -403,12 +401,12 @@ fn spawn_dispatcher(
 /// acknowledges each one (what the dispatcher does, without the websockets).
 async fn raw_consume_rate(
     url: &AmqpUrl,
-    exchanges: &Exchanges,
+    prefix: &str,
     count: u64,
 ) -> Result<f64, Box<dyn std::error::Error>> {
-    let (connection, channel) = Broker::new(url.clone()).open().await?;
-    let queue = common::private_queue(&channel, exchanges, "raw.biapi.pro").await?;
-    let exchange = exchanges.name(TealExchange::PowensDomainWebhooks);
+    let (connection, channel) = amqp_channel(url).await?;
+    let queue = common::private_queue(&channel, prefix, "raw.biapi.pro").await?;
+    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -456,21 +454,18 @@ async fn raw_consume_rate(
         received += 1;
     }
     let rate = received as f64 / started.elapsed().as_secs_f64();
-    broker::close(&connection, &channel, "done").await;
+    close(&connection, &channel).await;
     Ok(rate)
 }
 
 /// Removes the run's exchanges.
-async fn delete_exchanges(
-    url: &AmqpUrl,
-    exchanges: &Exchanges,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let (connection, channel) = Broker::new(url.clone()).open().await?;
+async fn delete_exchanges(url: &AmqpUrl, prefix: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let (connection, channel) = amqp_channel(url).await?;
     for exchange in TealExchange::ALL {
         channel
-            .exchange_delete(exchanges.name(exchange).as_str().into(), Default::default())
+            .exchange_delete(exchange.name(prefix).as_str().into(), Default::default())
             .await?;
     }
-    broker::close(&connection, &channel, "done").await;
+    close(&connection, &channel).await;
     Ok(())
 }

@@ -11,7 +11,7 @@ use http::header::CONTENT_ENCODING;
 
 /// How a request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentEncoding {
+pub(crate) enum ContentEncoding {
     /// No `Content-Encoding`, or `identity`.
     Identity,
     /// `gzip` (or its old alias `x-gzip`), one layer.
@@ -43,7 +43,7 @@ impl ContentEncoding {
     ///
     /// # Errors
     /// [`EncodingError::Unsupported`].
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, EncodingError> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, EncodingError> {
         let mut values = headers.get_all(CONTENT_ENCODING).iter();
         let Some(value) = values.next() else {
             return Ok(Self::Identity);
@@ -71,7 +71,7 @@ impl ContentEncoding {
 /// # Errors
 /// [`EncodingError::TooLarge`] as soon as the output would pass `limit` (decompression
 /// stops there), [`EncodingError::Corrupt`] for anything that is not valid gzip.
-pub fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, EncodingError> {
+pub(crate) fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, EncodingError> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::with_capacity(limit.min(compressed.len().saturating_mul(4)));
     flate2::read::MultiGzDecoder::new(compressed)

@@ -47,6 +47,8 @@ pub use verify::{FreshnessWindow, Verifier, VerifyError};
 #[cfg(feature = "axum")]
 pub mod axum;
 #[cfg(feature = "axum")]
-pub mod encoding;
+mod encoding;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "relay")]
 pub mod relay;

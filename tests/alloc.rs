@@ -3,7 +3,7 @@
 //!
 //! Its own test binary: it installs a counting global allocator (dhat's), which would
 //! count every other test's allocations too.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use chrono::{TimeZone, Utc};
 use powens_webhooks::{

@@ -7,7 +7,7 @@ use std::time::Duration;
 use lapin::Channel;
 use lapin::options::QueueDeclareOptions;
 use powens_webhooks::TealExchange;
-use powens_webhooks::relay::broker::Exchanges;
+use powens_webhooks::relay::testing::declare_exchanges;
 
 /// Linux's clock tick (`sysconf(_SC_CLK_TCK)`, 100 on every common configuration).
 const TICK: Duration = Duration::from_millis(10);
@@ -60,17 +60,21 @@ pub fn relay_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
         .ok_or_else(|| "build the binary first: cargo build --release".into())
 }
 
-/// Declares the webhook exchange of `exchanges` and a private (exclusive, auto-delete)
+/// Declares the webhook exchange of `prefix` (TeaL's flags) and a private (exclusive, auto-delete)
 /// queue bound to it with `key`; returns the queue's name.
 pub async fn private_queue(
     channel: &Channel,
-    exchanges: &Exchanges,
+    prefix: &str,
     key: &str,
 ) -> Result<String, Box<dyn std::error::Error>> {
-    exchanges
-        .declare(channel, &[TealExchange::PowensDomainWebhooks])
-        .await?;
-    let exchange = exchanges.name(TealExchange::PowensDomainWebhooks);
+    declare_exchanges(
+        channel,
+        prefix,
+        false,
+        &[TealExchange::PowensDomainWebhooks],
+    )
+    .await?;
+    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
     let private = QueueDeclareOptions {
         exclusive: true,
         auto_delete: true,

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use powens_webhooks::relay::broker::{self, Broker, Exchanges};
-use powens_webhooks::relay::config::AmqpUrl;
+use powens_webhooks::relay::AmqpUrl;
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, TealConsumer};
+use powens_webhooks::relay::testing::{amqp_channel, close};
 use powens_webhooks::{Domain, TealExchange};
 
 use crate::DOMAIN;
@@ -20,8 +20,8 @@ pub async fn spawn_counting_consumer(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use futures_util::StreamExt;
     use lapin::options::BasicConsumeOptions;
-    let (connection, channel) = Broker::new(url.clone()).open().await?;
-    let queue = crate::common::private_queue(&channel, &exchanges(prefix), DOMAIN).await?;
+    let (connection, channel) = amqp_channel(url).await?;
+    let queue = crate::common::private_queue(&channel, prefix, DOMAIN).await?;
     let no_ack = BasicConsumeOptions {
         no_ack: true,
         ..BasicConsumeOptions::default()
@@ -65,24 +65,16 @@ pub async fn spawn_acking_consumer(
     Ok(())
 }
 
-/// The run's exchanges: TeaL's flags under the run's prefix.
-pub fn exchanges(prefix: &str) -> Exchanges {
-    Exchanges {
-        prefix: prefix.to_owned(),
-        durable: false,
-    }
-}
-
 /// Removes the run's exchange, so that runs leave nothing behind.
 pub async fn delete_exchange(
     url: &AmqpUrl,
     prefix: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let (connection, channel) = Broker::new(url.clone()).open().await?;
-    let exchange = exchanges(prefix).name(TealExchange::PowensDomainWebhooks);
+    let (connection, channel) = amqp_channel(url).await?;
+    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
     channel
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await?;
-    broker::close(&connection, &channel, "done").await;
+    close(&connection, &channel).await;
     Ok(())
 }

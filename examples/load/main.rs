@@ -25,6 +25,8 @@
 //! Prints a row per run, totals, and relay / raw: each relay run against the mean of the
 //! raw runs on either side, median over the rounds; `--json` prints all of it as one
 //! JSON document instead. Exits non-zero if any confirmed message was not consumed.
+// Items are `pub` for the modules the examples share, not an API.
+#![allow(unreachable_pub)]
 
 mod broker_side;
 #[path = "../common/mod.rs"]
@@ -41,7 +43,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use clap::Parser;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
+use powens_webhooks::relay::{AmqpUrl, Overrides, RelayConfig};
 
 use broker_side::{delete_exchange, spawn_acking_consumer, spawn_counting_consumer};
 use report::{Measured, Report};

@@ -10,15 +10,15 @@ use chrono::Utc;
 use http_body_util::BodyExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Confirmation};
-use powens_webhooks::relay::broker::{self, Broker};
-use powens_webhooks::relay::config::AmqpUrl;
-use powens_webhooks::relay::send::{Target, signature_date, signed_request};
+use powens_webhooks::relay::AmqpUrl;
+use powens_webhooks::relay::testing::{
+    Target, amqp_channel, close, signature_date, signed_request,
+};
 use powens_webhooks::{
     Domain, Event, IsoDateTime, PowensHeaders, Secret, SignedPrefix, TealExchange, TealMessage,
     WebhookRequest, sign,
 };
 
-use crate::broker_side::exchanges;
 use crate::{Args, DOMAIN, PATH, SECRET};
 
 /// What one run measured.
@@ -200,14 +200,14 @@ pub async fn raw_run(
     duration: Duration,
     ids: Arc<AtomicU64>,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    let (connection, channel) = Broker::new(url.clone()).open().await?;
+    let (connection, channel) = amqp_channel(url).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let exchange = exchanges(prefix).name(TealExchange::PowensDomainWebhooks);
+    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
     let domain = Domain::parse(DOMAIN)?;
     let event = Event::parse("CONNECTION_SYNCED")?;
-    let target = Target::parse(&format!("http://127.0.0.1{PATH}"), None)?;
+    let target = Target::parse(&format!("http://127.0.0.1{PATH}"))?;
     let secret = Secret::new(SECRET)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -278,7 +278,7 @@ pub async fn raw_run(
         }));
     }
     let run = collect(tasks, started).await;
-    broker::close(&connection, &channel, "done").await;
+    close(&connection, &channel).await;
     Ok(run)
 }
 

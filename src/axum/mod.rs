@@ -38,6 +38,7 @@ mod extract;
 mod layer;
 mod rejection;
 
+pub use crate::encoding::EncodingError;
 #[cfg(feature = "relay")]
 pub(crate) use config::check_path_prefix;
 pub use config::{

@@ -10,21 +10,25 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::callback::store::{CallbackStore, Lookup};
+use super::broker::Exchanges;
+use super::callback::store::{CallbackStore, Lookup, StoreError};
 use super::callback::{
     CallbackRecord, CallbackState, CibaNotification, FullUrl, Query, StateError, fallback,
     final_url, split_ampersand,
 };
-use super::http::{AppState, RETRY_AFTER_UNAVAILABLE, Refusal};
-use super::ops::Outcome;
-use super::publish::Outgoing;
+use super::ops::{current_request_id, no_route};
+use super::publish::{Outgoing, Publisher};
+use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
+use crate::amq::TealExchange;
 use crate::headers::BearerToken;
 use crate::message::{CallbackMessage, TealMessage};
 use crate::time::IsoDateTime;
@@ -41,21 +45,60 @@ const FRAGMENT_PAGE: &str = r#"<!doctype html>
 /// Largest CIBA notification body read.
 const MAX_CIBA_BODY: usize = 64 * 1024;
 
-/// The listener's part of the relay's state.
-#[derive(Debug)]
-pub struct Listener {
-    /// Where callbacks are read.
-    pub store: Arc<dyn CallbackStore>,
+/// The listener's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenerSettings {
     /// The listener's public base URL (ends with `/`).
-    pub public_url: Url,
+    pub(crate) public_url: Url,
     /// Each state used once.
-    pub one_shot: bool,
-    /// Hosts the redirect fallback may send a browser to.
-    pub fallback_hosts: Vec<String>,
-    /// `callbacks`, with the prefix.
-    pub callbacks_exchange: String,
-    /// `openid_ciba_callbacks`, with the prefix.
-    pub ciba_exchange: String,
+    pub(crate) one_shot: bool,
+    /// Hosts the redirect fallback may send a browser to (empty: off).
+    pub(crate) fallback_hosts: Vec<String>,
+}
+
+/// The listener: its settings, where callbacks are read, and where messages go.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    store: Arc<dyn CallbackStore>,
+    publisher: Arc<dyn Publisher>,
+    public_url: Url,
+    one_shot: bool,
+    fallback_hosts: Vec<String>,
+    callbacks_exchange: String,
+    ciba_exchange: String,
+}
+
+impl Listener {
+    /// The listener for `settings`, reading callbacks from `store` and publishing with
+    /// `publisher` on the exchanges named by `exchanges`.
+    pub(crate) fn new(
+        settings: &ListenerSettings,
+        store: Arc<dyn CallbackStore>,
+        publisher: Arc<dyn Publisher>,
+        exchanges: &Exchanges,
+    ) -> Self {
+        Self {
+            store,
+            publisher,
+            public_url: settings.public_url.clone(),
+            one_shot: settings.one_shot,
+            fallback_hosts: settings.fallback_hosts.clone(),
+            callbacks_exchange: exchanges.name(TealExchange::Callbacks),
+            ciba_exchange: exchanges.name(TealExchange::OpenIdCibaCallbacks),
+        }
+    }
+
+    /// `/callback`, `/errback`, `/raw-callback`, `/openid-ciba-callback`, and the
+    /// fallback for every other path: TeaL's `&` quirk, else 404.
+    pub(crate) fn routes(self) -> Router {
+        Router::new()
+            .route("/callback", get(callback))
+            .route("/errback", get(callback))
+            .route("/raw-callback", get(raw_callback))
+            .route("/openid-ciba-callback", post(ciba))
+            .fallback(not_found)
+            .with_state(Arc::new(self))
+    }
 }
 
 /// A 400 saying `reason`.
@@ -63,23 +106,33 @@ fn bad(reason: impl ToString) -> Refusal {
     Refusal::new(StatusCode::BAD_REQUEST, reason.to_string())
 }
 
-fn listener(app: &AppState) -> Result<&Listener, Refusal> {
-    app.listener()
-        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not found"))
+/// The request's query, for the browser routes.
+fn query(uri: &Uri) -> Result<Query, Response> {
+    Query::parse(uri.query().unwrap_or_default()).map_err(|e| bad(e).into_response())
 }
 
-/// The listener and the request's query, for the browser routes.
-fn start<'a>(app: &'a AppState, uri: &Uri) -> Result<(&'a Listener, Query), Response> {
-    let listener = listener(app).map_err(IntoResponse::into_response)?;
-    let query =
-        Query::parse(uri.query().unwrap_or_default()).map_err(|e| bad(e).into_response())?;
-    Ok((listener, query))
+/// Any other path: 404, but for TeaL's `&` quirk (`/callback&state=x` with no query is
+/// `/callback?state=x`), handled here rather than by a rewrite before routing, which
+/// would cost every webhook a layer.
+async fn not_found(State(listener): State<Arc<Listener>>, mut request: Request) -> Response {
+    let quirk = request.method() == Method::GET;
+    if let Some(uri) = quirk.then(|| fix_ampersand(request.uri())).flatten() {
+        let raw = uri.path() == "/raw-callback";
+        *request.uri_mut() = uri;
+        let answer = if raw {
+            raw_callback(State(listener), request).await
+        } else {
+            callback(State(listener), request).await
+        };
+        return answer.unwrap_or_else(|refusal| refusal);
+    }
+    no_route(request.method(), request.uri().path())
 }
 
 /// Rewrites TeaL's `&` quirk before routing: `/callback&state=x` (no query) is
 /// `/callback?state=x`. Only the listener's browser routes: a webhook's path is signed
 /// as received.
-pub(crate) fn fix_ampersand(uri: &Uri) -> Option<Uri> {
+fn fix_ampersand(uri: &Uri) -> Option<Uri> {
     let path = uri.path();
     let browser = ["/callback&", "/errback&", "/raw-callback&"]
         .iter()
@@ -103,11 +156,12 @@ fn page(body: &'static str) -> Response {
 }
 
 /// `GET /callback` and `GET /errback`.
-pub(crate) async fn callback(
-    State(app): State<AppState>,
+async fn callback(
+    State(listener): State<Arc<Listener>>,
     request: Request,
 ) -> Result<Response, Response> {
-    let (listener, query) = start(&app, request.uri())?;
+    let listener = &*listener;
+    let query = query(request.uri())?;
     let Some(state) = query.get("state") else {
         return Ok(page(FRAGMENT_PAGE));
     };
@@ -123,15 +177,16 @@ pub(crate) async fn callback(
         .join(route)
         .map_err(|_| bad("the request path is not valid").into_response())?;
     url.set_query(request.uri().query());
-    publish_callback(&app, listener, &state, found, url.as_str(), now).await
+    publish_callback(listener, &state, found, url.as_str(), now).await
 }
 
 /// `GET /raw-callback?full_url=…`.
-pub(crate) async fn raw_callback(
-    State(app): State<AppState>,
+async fn raw_callback(
+    State(listener): State<Arc<Listener>>,
     request: Request,
 ) -> Result<Response, Response> {
-    let (listener, query) = start(&app, request.uri())?;
+    let listener = &*listener;
+    let query = query(request.uri())?;
     let full_url = query
         .get("full_url")
         .ok_or_else(|| bad("Missing full URL").into_response())?;
@@ -155,7 +210,7 @@ pub(crate) async fn raw_callback(
         true,
     )
     .await?;
-    publish_callback(&app, listener, &state, found, full.url.as_str(), now).await
+    publish_callback(listener, &state, found, full.url.as_str(), now).await
 }
 
 /// A state's callback, and whether it was taken from the store (one-shot).
@@ -174,9 +229,9 @@ async fn resolve(
     now: DateTime<Utc>,
     last_step: bool,
 ) -> Result<Found, Response> {
-    let unavailable = |e: super::callback::store::StoreError| {
+    let unavailable = |e: StoreError| {
         tracing::error!(
-            request_id = super::ops::current_request_id().as_deref(),
+            request_id = current_request_id().as_deref(),
             error = %e,
             "callback store failed"
         );
@@ -228,7 +283,6 @@ async fn resolve(
 }
 
 async fn publish_callback(
-    app: &AppState,
     listener: &Listener,
     state: &CallbackState,
     found: Found,
@@ -246,12 +300,12 @@ async fn publish_callback(
         message_id: None,
         body: message.to_json(),
     };
-    if let Err(e) = app.publisher().publish(&outgoing).await {
+    if let Err(e) = listener.publisher.publish(&outgoing).await {
         if found.taken {
             // Not published: the state stays usable for the browser's retry.
             if let Err(e) = listener.store.put(state, &found.record).await {
                 tracing::error!(
-                    request_id = super::ops::current_request_id().as_deref(),
+                    request_id = current_request_id().as_deref(),
                     error = %e,
                     "a one-shot state could not be put back"
                 );
@@ -274,11 +328,10 @@ async fn publish_callback(
 }
 
 /// `POST /openid-ciba-callback`.
-pub(crate) async fn ciba(
-    State(app): State<AppState>,
+async fn ciba(
+    State(listener): State<Arc<Listener>>,
     request: Request,
 ) -> Result<Response, Response> {
-    let listener = listener(&app).map_err(IntoResponse::into_response)?;
     let (parts, body) = request.into_parts();
     let bearer = parts
         .headers
@@ -292,14 +345,15 @@ pub(crate) async fn ciba(
         })?;
     let body = read(body).await.map_err(|a| a.into_response())?;
     let notification = CibaNotification::parse(&body).map_err(|e| bad(e).into_response())?;
-    let message = notification.to_message(&bearer, Utc::now());
+    let message = notification.into_message(&bearer, Utc::now());
     let outgoing = Outgoing {
         exchange: listener.ciba_exchange.clone(),
         routing_key: message.routing_key().to_owned(),
         message_id: None,
         body: message.to_json(),
     };
-    app.publisher()
+    listener
+        .publisher
         .publish(&outgoing)
         .await
         .map_err(|e| Refusal::from(e).into_response())?;

@@ -5,7 +5,15 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::config::LogFormat;
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the global log subscriber: level from `RUST_LOG` (default `info`), text or
 /// JSON lines on standard error (standard output carries messages without a broker).
@@ -16,7 +24,7 @@ use super::config::LogFormat;
 ///
 /// Each line is written to standard error at once, unless the thread logging it has
 /// opted into batches with [`flush_log_lines`].
-pub fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // lapin's connection and I/O-loop errors (a refused login, a cut connection) come
     // back to the relay as failed operations, which it logs once in its own words
@@ -121,7 +129,7 @@ impl Drop for Batch {
 /// load, one per webhook. Only the workers park: blocking-pool threads, which might sit
 /// idle with lines held back, never batch. Lines of different threads can come out of
 /// order by up to 50 ms; each carries its timestamp.
-pub fn flush_log_lines() {
+pub(crate) fn flush_log_lines() {
     let _ = BATCH.try_with(|batch| {
         if let Ok(mut batch) = batch.try_borrow_mut() {
             batch.get_or_insert_with(Batch::new).write_out();

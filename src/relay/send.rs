@@ -13,7 +13,7 @@ use crate::signature::{SignedPrefix, sign};
 
 /// Where to send: a parsed `http://host:port/path` URL.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     authority: String,
     path: String,
 }
@@ -24,7 +24,7 @@ impl Target {
     ///
     /// # Errors
     /// [`SendError::InvalidUrl`], [`SendError::NotHttp`] or [`SendError::NoHost`].
-    pub fn parse(url: &str, event: Option<&str>) -> Result<Self, SendError> {
+    pub(crate) fn parse(url: &str, event: Option<&str>) -> Result<Self, SendError> {
         let uri: Uri = url.parse().map_err(|_| SendError::InvalidUrl)?;
         if uri.scheme_str() != Some("http") {
             return Err(SendError::NotHttp);
@@ -45,31 +45,21 @@ impl Target {
             path,
         })
     }
-
-    /// The path, which is what Powens signs as ENDPOINT.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// `host:port`.
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
 }
 
 /// The relay's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendResponse {
+pub(crate) struct SendResponse {
     /// The HTTP status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// The response body, as text.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 /// Why a webhook could not be sent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The URL cannot be parsed.
     #[error("invalid URL: not a valid URL")]
     InvalidUrl,
@@ -96,14 +86,14 @@ pub enum SendError {
 /// this crate's API.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct HttpError(Box<dyn std::error::Error + Send + Sync>);
+pub(crate) struct HttpError(Box<dyn std::error::Error + Send + Sync>);
 
 fn http(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SendError {
     SendError::Http(HttpError(error.into()))
 }
 
 /// The `BI-Signature-Date` Powens would send at `at`: UTC, microseconds, `Z`.
-pub fn signature_date(at: DateTime<Utc>) -> String {
+pub(crate) fn signature_date(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
@@ -112,7 +102,7 @@ pub fn signature_date(at: DateTime<Utc>) -> String {
 ///
 /// # Errors
 /// [`SendError::Http`] if a header cannot be built.
-pub fn signed_request(
+pub(crate) fn signed_request(
     target: &Target,
     body: Bytes,
     secret: &Secret,
@@ -137,7 +127,7 @@ pub fn signed_request(
 ///
 /// # Errors
 /// [`SendError`].
-pub async fn send(
+pub(crate) async fn send(
     target: &Target,
     body: Vec<u8>,
     secret: &Secret,
@@ -184,11 +174,11 @@ mod tests {
             Some("USER_SYNCED"),
         )
         .unwrap();
-        assert_eq!(t.authority(), "127.0.0.1:8080");
-        assert_eq!(t.path(), "/powens-webhook/a.biapi.pro/USER_SYNCED");
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert_eq!(t.path, "/powens-webhook/a.biapi.pro/USER_SYNCED");
         let t = Target::parse("http://localhost/hooks/powens-webhook/a.biapi.pro/E", None).unwrap();
-        assert_eq!(t.authority(), "localhost:80");
-        assert_eq!(t.path(), "/hooks/powens-webhook/a.biapi.pro/E");
+        assert_eq!(t.authority, "localhost:80");
+        assert_eq!(t.path, "/hooks/powens-webhook/a.biapi.pro/E");
         assert!(matches!(
             Target::parse("https://x/y", None),
             Err(SendError::NotHttp)

@@ -12,6 +12,7 @@
 //! its own time-out (408) and its publish its own.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -24,15 +25,43 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-/// What the server enforces per connection, before a request reaches the router.
+/// How long websocket clients get to receive their close frame at shutdown.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a server listens, and what it enforces per connection before a request
+/// reaches the router: `serve`'s and `dispatch`'s.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct ServerSettings {
+    /// The address to listen on.
+    pub(crate) listen: SocketAddr,
     /// Most connections open at once; more wait in the listen backlog.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Longest wait for a request head (idle keep-alive included).
-    pub read_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     /// Largest request head; more gets 431.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
+}
+
+/// The listen address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub(crate) addr: SocketAddr,
+    /// The I/O error.
+    #[source]
+    pub(crate) source: std::io::Error,
+}
+
+/// Binds the listen address of `settings`.
+///
+/// # Errors
+/// [`BindError`].
+pub(crate) async fn bind(settings: &ServerSettings) -> Result<TcpListener, BindError> {
+    let addr = settings.listen;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
 }
 
 /// Serves `router` on `listener` until `shutdown`, then stops accepting and waits for
@@ -40,7 +69,7 @@ pub(crate) struct Limits {
 pub(crate) async fn serve(
     listener: TcpListener,
     router: axum::Router,
-    limits: Limits,
+    limits: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
     let service = TowerToHyperService::new(router);
@@ -124,6 +153,31 @@ pub(crate) async fn serve(
     // Every connection has ended once every slot is back.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
 }
 
 /// Since when a connection has been waiting for a request head, in milliseconds since

@@ -5,7 +5,7 @@
 //!
 //! Slow (about a minute: three nodes start and cluster), so not part of `cargo test`;
 //! `.ci/run` runs it once: `cargo test --all-features --test cluster`.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 #[path = "../common/http.rs"]
 mod http_client;
@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use http_body_util::Full;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::broker::Broker;
-use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, QueueType, TealConsumer};
-use powens_webhooks::relay::send::{Target, send};
+use powens_webhooks::relay::testing::{Target, send};
+use powens_webhooks::relay::{AmqpUrl, Overrides, RelayConfig};
 use powens_webhooks::{Domain, Secret};
 use tokio::time::{sleep, timeout};
 
@@ -86,17 +85,19 @@ async fn sender(
     stop: Arc<AtomicBool>,
     start: Instant,
 ) -> Vec<Sent> {
-    let target = Target::parse(
-        &format!("http://{relay}/powens-webhook/{DOMAIN}/CONNECTION_SYNCED"),
-        None,
-    )
+    let target = Target::parse(&format!(
+        "http://{relay}/powens-webhook/{DOMAIN}/CONNECTION_SYNCED"
+    ))
     .unwrap();
     let secret = Secret::new(SECRET).unwrap();
     let mut sent = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let body = format!("{{\"id_webhook_data\": {id}}}").into_bytes();
-        let status = send(&target, body, &secret).await.ok().map(|r| r.status);
+        let status = send(&target, body, &secret)
+            .await
+            .ok()
+            .map(|(status, _)| status);
         sent.push(Sent {
             id,
             answered: start.elapsed(),
@@ -109,8 +110,8 @@ async fn sender(
 
 /// Every message in `queue` (until none comes for 3 s): their `id_webhook_data`s, as
 /// many times as each was received.
-async fn drain(broker: Broker, settings: &ConsumerSettings, bindings: &Bindings) -> Vec<u64> {
-    let mut consumer = TealConsumer::connect_to(broker, settings, bindings)
+async fn drain(nodes: Vec<AmqpUrl>, settings: &ConsumerSettings, bindings: &Bindings) -> Vec<u64> {
+    let mut consumer = TealConsumer::connect_cluster(nodes, settings, bindings)
         .await
         .expect("a surviving node serves the quorum queue");
     let mut ids = Vec::new();
@@ -147,7 +148,7 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
         domains: vec![Domain::parse(DOMAIN).unwrap()],
         ..Bindings::default()
     };
-    let cluster_broker = || Broker::cluster(nodes.clone()).unwrap();
+    let cluster_broker = || nodes.clone();
 
     // The relay, given the three nodes.
     let dir = cluster.dir().join("relay");
@@ -176,7 +177,7 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
     // the node killed is then both, the worst case.
     let relays_node = cluster.node_on(first_port).url();
     let relays_node = AmqpUrl::parse(&relays_node).unwrap();
-    TealConsumer::connect_to(Broker::new(relays_node), &settings, &bindings)
+    TealConsumer::connect(&relays_node, &settings, &bindings)
         .await
         .unwrap()
         .close()

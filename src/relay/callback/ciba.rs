@@ -14,7 +14,7 @@ const MAX_EXPIRES_IN: i64 = 10 * 366 * 86_400;
 
 /// A notification from the OpenID provider. Unknown fields are ignored (CIBA §10.2).
 #[derive(Clone, PartialEq, Eq)]
-pub enum CibaNotification {
+pub(crate) enum CibaNotification {
     /// Ping mode: the client should fetch the tokens.
     Ping {
         /// The authentication request id.
@@ -63,7 +63,7 @@ impl std::fmt::Debug for CibaNotification {
 /// it may hold tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Invalid payload")]
-pub struct InvalidPayload;
+pub(crate) struct InvalidPayload;
 
 #[derive(Deserialize)]
 struct Body {
@@ -84,7 +84,7 @@ impl CibaNotification {
     ///
     /// # Errors
     /// [`InvalidPayload`].
-    pub fn parse(body: &[u8]) -> Result<Self, InvalidPayload> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, InvalidPayload> {
         let body: Body = serde_json::from_slice(body).map_err(|_| InvalidPayload)?;
         if body.auth_req_id.is_empty() || body.auth_req_id.len() > 255 {
             return Err(InvalidPayload);
@@ -117,7 +117,7 @@ impl CibaNotification {
     }
 
     /// The authentication request id: the routing key.
-    pub fn auth_req_id(&self) -> &str {
+    pub(crate) fn auth_req_id(&self) -> &str {
         match self {
             Self::Ping { auth_req_id }
             | Self::PushToken { auth_req_id, .. }
@@ -128,7 +128,11 @@ impl CibaNotification {
     /// TeaL's message, received at `now` with the notification's bearer token.
     /// `push_token.expires_at` is `now + expires_in`; an absent refresh token is written
     /// as `""`, since TeaL's consumers require the field to be text.
-    pub fn to_message(self, bearer: &BearerToken, now: DateTime<Utc>) -> OpenIdCibaCallbackMessage {
+    pub(crate) fn into_message(
+        self,
+        bearer: &BearerToken,
+        now: DateTime<Utc>,
+    ) -> OpenIdCibaCallbackMessage {
         let mut message = OpenIdCibaCallbackMessage {
             timestamp: IsoDateTime::naive_utc(now),
             request_id: self.auth_req_id().to_owned(),
@@ -222,7 +226,7 @@ mod tests {
         let push = br#"{"auth_req_id":"req-1","access_token":"at-1","token_type":"Bearer","refresh_token":"rt-1","expires_in":3600,"id_token":"id-1"}"#;
         let message = CibaNotification::parse(push)
             .unwrap()
-            .to_message(&bearer, now);
+            .into_message(&bearer, now);
         assert_eq!(message.request_id, "req-1");
         assert_eq!(message.access_token.as_deref(), Some("NOTIF-Token_1"));
         let token = message.push_token.unwrap();

@@ -8,12 +8,12 @@ mod ciba;
 mod query;
 mod redirect;
 mod state;
-pub mod store;
+pub(crate) mod store;
 
-pub use ciba::{CibaNotification, InvalidPayload};
-pub use query::{FullUrl, FullUrlError, MAX_PARAMS, Query, QueryError, split_ampersand};
-pub use redirect::{FallbackRedirect, decode_base64_json, decode_packed, fallback, final_url};
-pub use state::{
-    CallbackRecord, CallbackState, LifetimeError, MAX_LIFETIME, MAX_STATE_LEN, MIN_LIFETIME,
-    StateError, check_lifetime,
-};
+pub(crate) use ciba::CibaNotification;
+pub(crate) use query::{FullUrl, MAX_PARAMS, Query, split_ampersand};
+pub(crate) use redirect::{decode_base64_json, decode_packed, fallback, final_url};
+pub(crate) use state::{CallbackRecord, CallbackState, StateError, check_lifetime};
+
+#[cfg(test)]
+mod properties;

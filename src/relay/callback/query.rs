@@ -6,12 +6,12 @@ use url::Url;
 
 /// Most parameters read from one query string or fragment; more is refused (a flood of
 /// parameters costs memory and time for nothing).
-pub const MAX_PARAMS: usize = 256;
+pub(crate) const MAX_PARAMS: usize = 256;
 
 /// Why a query string (or a fragment read as one) is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum QueryError {
+pub(crate) enum QueryError {
     /// More than [`MAX_PARAMS`] parameters.
     #[error("the query has more than 256 parameters")]
     TooMany,
@@ -23,7 +23,7 @@ pub enum QueryError {
 /// A query string's parameters, decoded (`+` is a space, `%XX` escapes), in order. A
 /// name without `=` has an empty value, as in TeaL (`keep_blank_values`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Query {
+pub(crate) struct Query {
     pairs: Vec<(String, String)>,
 }
 
@@ -32,7 +32,7 @@ impl Query {
     ///
     /// # Errors
     /// [`QueryError`].
-    pub fn parse(text: &str) -> Result<Self, QueryError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, QueryError> {
         let mut pairs = Vec::new();
         for field in text.split('&').filter(|f| !f.is_empty()) {
             if pairs.len() == MAX_PARAMS {
@@ -45,7 +45,7 @@ impl Query {
     }
 
     /// The value of `name`; the last one when it repeats (as TeaL).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .rev()
@@ -54,7 +54,7 @@ impl Query {
     }
 
     /// Every parameter, in order.
-    pub fn pairs(&self) -> &[(String, String)] {
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }
 }
@@ -69,7 +69,10 @@ fn decode(text: &str) -> Result<String, QueryError> {
 
 /// TeaL's `&` quirk: with no query string, a path holding `&` is split at the first
 /// one, so that `/callback&state=x` reads as `/callback?state=x`.
-pub fn split_ampersand<'a>(path: &'a str, query: Option<&'a str>) -> (&'a str, Option<&'a str>) {
+pub(crate) fn split_ampersand<'a>(
+    path: &'a str,
+    query: Option<&'a str>,
+) -> (&'a str, Option<&'a str>) {
     match (query.filter(|q| !q.is_empty()), path.split_once('&')) {
         (None, Some((path, query))) => (path, Some(query)),
         (query, _) => (path, query),
@@ -79,7 +82,7 @@ pub fn split_ampersand<'a>(path: &'a str, query: Option<&'a str>) -> (&'a str, O
 /// Why a raw-callback's `full_url` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum FullUrlError {
+pub(crate) enum FullUrlError {
     /// Not an absolute http(s) URL.
     #[error("Invalid full URL")]
     Invalid,
@@ -95,11 +98,11 @@ pub enum FullUrlError {
 /// A raw-callback's `full_url`, the `&` quirk applied, checked to point at this listener,
 /// with the state found in its query, else in its fragment (read as `k=v&…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FullUrl {
+pub(crate) struct FullUrl {
     /// The URL as published in the `CallbackMessage`.
-    pub url: Url,
+    pub(crate) url: Url,
     /// The `state` parameter, if any (not yet validated: it may be empty).
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
 }
 
 impl FullUrl {
@@ -108,7 +111,7 @@ impl FullUrl {
     ///
     /// # Errors
     /// [`FullUrlError`].
-    pub fn parse(text: &str, public_url: &Url) -> Result<Self, FullUrlError> {
+    pub(crate) fn parse(text: &str, public_url: &Url) -> Result<Self, FullUrlError> {
         let mut url = Url::parse(text).map_err(|_| FullUrlError::Invalid)?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
             return Err(FullUrlError::Invalid);

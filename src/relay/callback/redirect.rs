@@ -23,11 +23,11 @@ const DEFAULT_NONSTANDARD_PORT: u16 = 3158;
 
 /// Where a state decoded by the fallback sends the browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FallbackRedirect {
+pub(crate) struct FallbackRedirect {
     /// The final redirect URL, as decoded (before the callback's parameters are added).
-    pub url: Url,
+    pub(crate) url: Url,
     /// Whether the fragment page must be shown first.
-    pub with_fragment: bool,
+    pub(crate) with_fragment: bool,
 }
 
 /// The value of one alphabet character.
@@ -47,7 +47,7 @@ fn pick<'r>(rest: &'r [u8], table: &[(u32, &'static str)]) -> Option<(&'static s
 }
 
 /// Decodes a Powens packed state; `None` when it is not one.
-pub fn decode_packed(state: &str) -> Option<FallbackRedirect> {
+pub(crate) fn decode_packed(state: &str) -> Option<FallbackRedirect> {
     let rest = state.strip_prefix("B1")?.as_bytes();
     if !rest.iter().all(|&c| c == b'_' || digit(c).is_some()) {
         return None;
@@ -107,7 +107,7 @@ pub fn decode_packed(state: &str) -> Option<FallbackRedirect> {
 
 /// Decodes a base64 JSON state (`{"redirect_uri": …, "state"?: …}`, padding optional,
 /// as Python's lenient decoder reads it); `None` when it is not one or not http(s).
-pub fn decode_base64_json(state: &str) -> Option<FallbackRedirect> {
+pub(crate) fn decode_base64_json(state: &str) -> Option<FallbackRedirect> {
     let engine = GeneralPurpose::new(
         &STANDARD,
         GeneralPurposeConfig::new()
@@ -144,7 +144,7 @@ pub fn decode_base64_json(state: &str) -> Option<FallbackRedirect> {
 
 /// The fallback for `state`: base64 JSON, else packed, followed only to a host of
 /// `allowed_hosts` (compared without regard to case). `None` for an unknown state.
-pub fn fallback(state: &str, allowed_hosts: &[String]) -> Option<FallbackRedirect> {
+pub(crate) fn fallback(state: &str, allowed_hosts: &[String]) -> Option<FallbackRedirect> {
     let redirect = decode_base64_json(state).or_else(|| decode_packed(state))?;
     let host = redirect.url.host_str()?;
     allowed_hosts
@@ -156,7 +156,7 @@ pub fn fallback(state: &str, allowed_hosts: &[String]) -> Option<FallbackRedirec
 /// The URL the browser is sent to for a fallback: the callback's parameters but
 /// `state`, overlaid by the final URL's own, and `auth_type` = `web` when the request
 /// had a `Referer`, else `app` (TeaL's behaviour).
-pub fn final_url(redirect: &Url, callback: &Query, has_referer: bool) -> Url {
+pub(crate) fn final_url(redirect: &Url, callback: &Query, has_referer: bool) -> Url {
     let mut params: Vec<(String, String)> = Vec::new();
     let mut set = |name: &str, value: &str| match params.iter_mut().find(|(n, _)| n == name) {
         Some(entry) => entry.1 = value.to_owned(),

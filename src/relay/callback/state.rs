@@ -8,18 +8,18 @@ use url::Url;
 
 /// Longest state accepted, in bytes. Powens' states and TeaL's clients' are far shorter;
 /// the bound keeps Redis keys and routing keys (255 bytes in AMQP) sane.
-pub const MAX_STATE_LEN: usize = 200;
+pub(crate) const MAX_STATE_LEN: usize = 200;
 
 /// A callback state, as a client created it and as the browser brings it back: the
 /// Redis key `callback_<state>` and the routing key of `callbacks`. Untrusted: parsed
 /// once, here.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallbackState(String);
+pub(crate) struct CallbackState(String);
 
 /// Why a text is not a callback state. The text is not repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum StateError {
+pub(crate) enum StateError {
     /// `state=` with nothing after it (TeaL's `Empty state`).
     #[error("Empty state")]
     Empty,
@@ -39,7 +39,7 @@ impl CallbackState {
     ///
     /// # Errors
     /// [`StateError`].
-    pub fn parse(text: &str) -> Result<Self, StateError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, StateError> {
         if text.is_empty() {
             return Err(StateError::Empty);
         }
@@ -53,12 +53,12 @@ impl CallbackState {
     }
 
     /// The state's text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The Redis key TeaL stores it under: `callback_<state>`.
-    pub fn redis_key(&self) -> String {
+    pub(crate) fn redis_key(&self) -> String {
         format!("callback_{}", self.0)
     }
 }
@@ -79,22 +79,22 @@ impl fmt::Debug for CallbackState {
 /// `{"expires_at": naive UTC | null, "final_redirect_url": url | null,
 /// "with_fragment": bool}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallbackRecord {
+pub(crate) struct CallbackRecord {
     /// When the callback stops being accepted (naive UTC); TeaL accepts `null` (never).
     #[serde(with = "naive_utc")]
-    pub expires_at: Option<DateTime<Utc>>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
     /// Where the browser is sent once the callback is published (`302`); `None`
     /// answers `204`.
-    pub final_redirect_url: Option<Url>,
+    pub(crate) final_redirect_url: Option<Url>,
     /// Whether the browser must first send the URL's fragment (the fragment page).
     #[serde(default)]
-    pub with_fragment: bool,
+    pub(crate) with_fragment: bool,
 }
 
 impl CallbackRecord {
     /// A record expiring at `expires_at`, kept to the microsecond as TeaL writes it (so
     /// that what is read back equals what was written).
-    pub fn new(
+    pub(crate) fn new(
         expires_at: DateTime<Utc>,
         final_redirect_url: Option<Url>,
         with_fragment: bool,
@@ -108,31 +108,31 @@ impl CallbackRecord {
     }
 
     /// Whether the callback has expired at `now` (TeaL: `now >= expires_at`).
-    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|end| now >= end)
     }
 
     /// TeaL's JSON.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // A record of plain fields always serialises.
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Reads TeaL's JSON; `None` when it is not (TeaL counts that as unknown).
-    pub fn from_json(text: &[u8]) -> Option<Self> {
+    pub(crate) fn from_json(text: &[u8]) -> Option<Self> {
         serde_json::from_slice(text).ok()
     }
 }
 
 /// The longest a callback may live, and the least: TeaL's limits.
-pub const MAX_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(7);
+pub(crate) const MAX_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(7);
 /// A callback must live at least this long from its creation.
-pub const MIN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+pub(crate) const MIN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// Why a callback cannot be created: TeaL's `callback_creation_failure` details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum LifetimeError {
+pub(crate) enum LifetimeError {
     /// Expires before now + 10 s.
     #[error("Callback expiration date was too early.")]
     TooEarly,
@@ -146,7 +146,10 @@ pub enum LifetimeError {
 ///
 /// # Errors
 /// [`LifetimeError`].
-pub fn check_lifetime(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), LifetimeError> {
+pub(crate) fn check_lifetime(
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), LifetimeError> {
     let earliest = now + MIN_LIFETIME;
     if expires_at < earliest {
         return Err(LifetimeError::TooEarly);
@@ -165,7 +168,7 @@ mod naive_utc {
 
     use crate::time::IsoDateTime;
 
-    pub fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         at: &Option<DateTime<Utc>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -175,7 +178,7 @@ mod naive_utc {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<DateTime<Utc>>, D::Error> {
         let Some(text) = Option::<String>::deserialize(deserializer)? else {

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::overrides::parse_domain_flag;
-use super::values::SecretRef;
 use crate::domain::Domain;
 use crate::keyring::KeyRing;
+use crate::relay::secret_ref::SecretRef;
 
 /// How a domain's webhooks are checked, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -119,6 +118,25 @@ pub(super) fn resolve(
         }
     }
     (domains, secret_refs)
+}
+
+/// `DOMAIN=forward` or `DOMAIN=REF[,REF...]`.
+fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), String> {
+    let (name, value) = spec
+        .split_once('=')
+        .ok_or("expected DOMAIN=env:NAME[,file:PATH...] or DOMAIN=forward")?;
+    let domain = if value == "forward" {
+        FileDomain {
+            mode: Mode::Forward,
+            secrets: Vec::new(),
+        }
+    } else {
+        FileDomain {
+            mode: Mode::Verify,
+            secrets: value.split(',').map(str::to_owned).collect(),
+        }
+    };
+    Ok((name.to_owned(), domain))
 }
 
 /// The key ring of the secrets `refs` (numbered as in the configuration), or `None`

@@ -2,291 +2,360 @@
 //! variable, default and help. The TOML reader, the clap flags and the configuration
 //! table of `docs/operations.md` are all derived from, or checked against, [`KEYS`].
 
-/// What values a key takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Text.
-    Text,
-    /// Text that may carry a credential: its environment value is hidden in `--help`.
-    Credential,
-    /// `true` or `false`.
-    Bool,
-    /// A whole number, 0 or more.
-    Number,
-    /// One of these words.
-    Choice(&'static [&'static str]),
-    /// Where a secret is read from, `env:NAME` or `file:PATH`, never the secret. Its flag
-    /// reads no environment variable: the variable named by the default holds the
-    /// secret itself.
-    SecretRef,
-}
+use super::value::Kind;
 
 /// One configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key {
+pub(crate) struct Key {
     /// The TOML key; the flag is `--` and the name with `-` for `_`, the environment
     /// variable `POWENS_RELAY_` and the name in upper case.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// What values it takes.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// The default, as written in the file; `None` when absent means something else
     /// (said in `help`).
-    pub default: Option<&'static str>,
+    pub(crate) default: Option<&'static str>,
     /// The placeholder in `--help`.
-    pub value_name: &'static str,
+    pub(crate) value_name: &'static str,
     /// One line of help.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
 }
 
 impl Key {
     /// `--listen` for `listen`.
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         format!("--{}", self.name.replace('_', "-"))
     }
 
     /// `POWENS_RELAY_LISTEN` for `listen`.
-    pub fn env(&self) -> String {
+    pub(crate) fn env(&self) -> String {
         format!("POWENS_RELAY_{}", self.name.to_ascii_uppercase())
     }
 
     /// The key named `name`.
-    pub fn named(name: &str) -> Option<&'static Key> {
-        KEYS.iter().find(|k| k.name == name)
+    pub(crate) fn named(name: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|k| k.name == name).copied()
     }
 }
-
-pub use super::value::Value;
 
 const SECS: &str = "SECS";
 
 /// The relay's keys, in the order of the table in `docs/operations.md`. `domains` (a TOML table, and
 /// the repeatable `--domain` flag) and `--config` are the only settings not here.
-pub const KEYS: &[Key] = &[
-    Key {
-        name: "listen",
-        kind: Kind::Text,
-        default: Some("127.0.0.1:8080"),
-        value_name: "ADDR",
-        help: "Address and port to listen on.",
-    },
-    Key {
-        name: "amqp_url",
-        kind: Kind::Credential,
-        default: None,
-        value_name: "URL",
-        help: "RabbitMQ URL, amqp:// or amqps://; for a cluster, its nodes' URLs separated by \
-               commas (a list in the file), tried in turn from one drawn at random. Without \
-               one, messages are written to standard output as JSON lines. The flag refuses a \
-               password (the command line is visible to every local user): put it in the \
-               environment variable or the file.",
-    },
-    Key {
-        name: "exchange_prefix",
-        kind: Kind::Text,
-        default: Some(""),
-        value_name: "PREFIX",
-        help: "Prefix of the exchange names, e.g. teal_.",
-    },
-    Key {
-        name: "exchange_durable",
-        kind: Kind::Bool,
-        default: Some("false"),
-        value_name: "BOOL",
-        help: "Declare the exchanges durable (TeaL: false).",
-    },
-    Key {
-        name: "unroutable",
-        kind: Kind::Choice(&["reject", "accept"]),
-        default: Some("reject"),
-        value_name: "ANSWER",
-        help: "Answer to a message no queue is bound to receive: reject (503) or accept \
-               (204, dropped, as TeaL).",
-    },
-    Key {
-        name: "public_path_prefix",
-        kind: Kind::Text,
-        default: Some(""),
-        value_name: "PATH",
-        help: "Path prefix the reverse proxy strips, e.g. /hooks; put back before verifying, \
-               since Powens signed the public path.",
-    },
-    Key {
-        name: "body_limit_bytes",
-        kind: Kind::Number,
-        default: Some("33554432"),
-        value_name: "BYTES",
-        help: "Largest body accepted, before and after decompression (32 MiB).",
-    },
-    Key {
-        name: "signature_max_age_secs",
-        kind: Kind::Number,
-        default: Some("900"),
-        value_name: SECS,
-        help: "Oldest BI-Signature-Date accepted.",
-    },
-    Key {
-        name: "signature_max_ahead_secs",
-        kind: Kind::Number,
-        default: Some("120"),
-        value_name: SECS,
-        help: "Furthest ahead of the clock a BI-Signature-Date may be.",
-    },
-    Key {
-        name: "publish_timeout_secs",
-        kind: Kind::Number,
-        default: Some("5"),
-        value_name: SECS,
-        help: "Wait for the broker's confirm, then 503 (and the connection is treated as dead).",
-    },
-    Key {
-        name: "connect_timeout_secs",
-        kind: Kind::Number,
-        default: Some("3"),
-        value_name: SECS,
-        help: "Longest a connection attempt to the broker may take (TCP, AMQP handshake, \
-               channel, declarations).",
-    },
-    Key {
-        name: "reconnect_max_delay_secs",
-        kind: Kind::Number,
-        default: Some("1"),
-        value_name: SECS,
-        help: "Cap of the wait between reconnection attempts (from 50 ms, doubling, with jitter).",
-    },
-    Key {
-        name: "max_in_flight",
-        kind: Kind::Number,
-        default: Some("1024"),
-        value_name: "N",
-        help: "Webhooks handled at once; more get 503 with Retry-After: 1.",
-    },
-    Key {
-        name: "max_connections",
-        kind: Kind::Number,
-        default: Some("4096"),
-        value_name: "N",
-        help: "Open client connections; more wait in the kernel's listen backlog.",
-    },
-    Key {
-        name: "read_timeout_secs",
-        kind: Kind::Number,
-        default: Some("30"),
-        value_name: SECS,
-        help: "Time to receive the request line and headers (also the idle keep-alive time), \
-               and separately the body (then 408).",
-    },
-    Key {
-        name: "max_header_bytes",
-        kind: Kind::Number,
-        default: Some("16384"),
-        value_name: "BYTES",
-        help: "Largest request line and headers; more gets 431.",
-    },
-    Key {
-        name: "callback_store",
-        kind: Kind::Credential,
-        default: Some("embedded"),
-        value_name: "STORE",
-        help: "Where callbacks live: embedded (an SQLite file under data_dir, shared by the \
-               processes of one host) or a redis:// URL (TeaL's keys, for several hosts).",
-    },
-    Key {
-        name: "data_dir",
-        kind: Kind::Text,
-        default: Some("powens-relay"),
-        value_name: "DIR",
-        help: "Directory of the embedded callback store (created if needed).",
-    },
-    Key {
-        name: "public_url",
-        kind: Kind::Text,
-        default: None,
-        value_name: "URL",
-        help: "The listener's public base URL, e.g. https://hooks.example.com/teal/: \
-               callback URLs are built on it, and a raw-callback's full_url must point \
-               under it. Without it, http:// and the listen address.",
-    },
-    Key {
-        name: "callback_one_shot",
-        kind: Kind::Bool,
-        default: Some("false"),
-        value_name: "BOOL",
-        help: "Each callback state is used once; a replay gets 400 (TeaL: replayable until \
-               it expires).",
-    },
-    Key {
-        name: "redirect_fallback_hosts",
-        kind: Kind::Text,
-        default: Some(""),
-        value_name: "HOSTS",
-        help: "Comma-separated hosts that a state unknown to the store may redirect to, \
-               decoded from the state itself (TeaL's POWENS_REDIRECT_FALLBACK); empty: off.",
-    },
-    Key {
-        name: "dispatcher",
-        kind: Kind::Bool,
-        default: Some("false"),
-        value_name: "BOOL",
-        help: "serve also hosts the dispatcher's routes (/websocket and its metadata) on \
-               listen; without amqp_url, webhooks then reach its websocket clients in-process.",
-    },
-    Key {
-        name: "dispatcher_listen",
-        kind: Kind::Text,
-        default: Some("127.0.0.1:8081"),
-        value_name: "ADDR",
-        help: "Address and port powens-relay dispatch listens on.",
-    },
-    Key {
-        name: "listener_url",
-        kind: Kind::Text,
-        default: None,
-        value_name: "URL",
-        help: "Public base URL of serve, for the dispatcher's metadata (callback_url…). \
-               Without it, public_url.",
-    },
-    Key {
-        name: "dispatcher_password",
-        kind: Kind::SecretRef,
-        default: Some("env:POWENS_RELAY_DISPATCHER_PASSWORD"),
-        value_name: "REF",
-        help: "Where the websocket password (user anonymous) is read: env:NAME or \
-               file:PATH; by default the variable POWENS_RELAY_DISPATCHER_PASSWORD holds it.",
-    },
-    Key {
-        name: "dispatcher_max_clients",
-        kind: Kind::Number,
-        default: Some("10000"),
-        value_name: "N",
-        help: "Websocket clients connected at once; more get 503.",
-    },
-    Key {
-        name: "dispatcher_queue_len",
-        kind: Kind::Number,
-        default: Some("256"),
-        value_name: "N",
-        help: "Messages waiting per websocket client; a client that lets more pile up is \
-               closed with 1013.",
-    },
-    Key {
-        name: "dispatcher_ping_secs",
-        kind: Kind::Number,
-        default: Some("20"),
-        value_name: SECS,
-        help: "Interval of websocket pings; a client silent for two intervals is dropped.",
-    },
-    Key {
-        name: "log_format",
-        kind: Kind::Choice(&["text", "json"]),
-        default: Some("text"),
-        value_name: "FORMAT",
-        help: "text or json lines on standard error; the level comes from RUST_LOG (default info).",
-    },
+pub(crate) const KEYS: &[&Key] = &[
+    LISTEN,
+    AMQP_URL,
+    EXCHANGE_PREFIX,
+    EXCHANGE_DURABLE,
+    UNROUTABLE,
+    PUBLIC_PATH_PREFIX,
+    BODY_LIMIT_BYTES,
+    SIGNATURE_MAX_AGE_SECS,
+    SIGNATURE_MAX_AHEAD_SECS,
+    PUBLISH_TIMEOUT_SECS,
+    CONNECT_TIMEOUT_SECS,
+    RECONNECT_MAX_DELAY_SECS,
+    MAX_IN_FLIGHT,
+    MAX_CONNECTIONS,
+    READ_TIMEOUT_SECS,
+    MAX_HEADER_BYTES,
+    CALLBACK_STORE,
+    DATA_DIR,
+    PUBLIC_URL,
+    CALLBACK_ONE_SHOT,
+    REDIRECT_FALLBACK_HOSTS,
+    DISPATCHER,
+    DISPATCHER_LISTEN,
+    LISTENER_URL,
+    DISPATCHER_PASSWORD,
+    DISPATCHER_MAX_CLIENTS,
+    DISPATCHER_QUEUE_LEN,
+    DISPATCHER_PING_SECS,
+    LOG_FORMAT,
 ];
+
+/// `listen`.
+pub(crate) const LISTEN: &Key = &Key {
+    name: "listen",
+    kind: Kind::Text,
+    default: Some("127.0.0.1:8080"),
+    value_name: "ADDR",
+    help: "Address and port to listen on.",
+};
+
+/// `amqp_url`.
+pub(crate) const AMQP_URL: &Key = &Key {
+    name: "amqp_url",
+    kind: Kind::Credential,
+    default: None,
+    value_name: "URL",
+    help: "RabbitMQ URL, amqp:// or amqps://; for a cluster, its nodes' URLs separated by \
+           commas (a list in the file), tried in turn from one drawn at random. Without \
+           one, messages are written to standard output as JSON lines. The flag refuses a \
+           password (the command line is visible to every local user): put it in the \
+           environment variable or the file.",
+};
+
+/// `exchange_prefix`.
+pub(crate) const EXCHANGE_PREFIX: &Key = &Key {
+    name: "exchange_prefix",
+    kind: Kind::Text,
+    default: Some(""),
+    value_name: "PREFIX",
+    help: "Prefix of the exchange names, e.g. teal_.",
+};
+
+/// `exchange_durable`.
+pub(crate) const EXCHANGE_DURABLE: &Key = &Key {
+    name: "exchange_durable",
+    kind: Kind::Bool,
+    default: Some("false"),
+    value_name: "BOOL",
+    help: "Declare the exchanges durable (TeaL: false).",
+};
+
+/// `unroutable`.
+pub(crate) const UNROUTABLE: &Key = &Key {
+    name: "unroutable",
+    kind: Kind::Choice(&["reject", "accept"]),
+    default: Some("reject"),
+    value_name: "ANSWER",
+    help: "Answer to a message no queue is bound to receive: reject (503) or accept \
+           (204, dropped, as TeaL).",
+};
+
+/// `public_path_prefix`.
+pub(crate) const PUBLIC_PATH_PREFIX: &Key = &Key {
+    name: "public_path_prefix",
+    kind: Kind::Text,
+    default: Some(""),
+    value_name: "PATH",
+    help: "Path prefix the reverse proxy strips, e.g. /hooks; put back before verifying, \
+           since Powens signed the public path.",
+};
+
+/// `body_limit_bytes`.
+pub(crate) const BODY_LIMIT_BYTES: &Key = &Key {
+    name: "body_limit_bytes",
+    kind: Kind::Number,
+    default: Some("33554432"),
+    value_name: "BYTES",
+    help: "Largest body accepted, before and after decompression (32 MiB).",
+};
+
+/// `signature_max_age_secs`.
+pub(crate) const SIGNATURE_MAX_AGE_SECS: &Key = &Key {
+    name: "signature_max_age_secs",
+    kind: Kind::Number,
+    default: Some("900"),
+    value_name: SECS,
+    help: "Oldest BI-Signature-Date accepted.",
+};
+
+/// `signature_max_ahead_secs`.
+pub(crate) const SIGNATURE_MAX_AHEAD_SECS: &Key = &Key {
+    name: "signature_max_ahead_secs",
+    kind: Kind::Number,
+    default: Some("120"),
+    value_name: SECS,
+    help: "Furthest ahead of the clock a BI-Signature-Date may be.",
+};
+
+/// `publish_timeout_secs`.
+pub(crate) const PUBLISH_TIMEOUT_SECS: &Key = &Key {
+    name: "publish_timeout_secs",
+    kind: Kind::Number,
+    default: Some("5"),
+    value_name: SECS,
+    help: "Wait for the broker's confirm, then 503 (and the connection is treated as dead).",
+};
+
+/// `connect_timeout_secs`.
+pub(crate) const CONNECT_TIMEOUT_SECS: &Key = &Key {
+    name: "connect_timeout_secs",
+    kind: Kind::Number,
+    default: Some("3"),
+    value_name: SECS,
+    help: "Longest a connection attempt to the broker may take (TCP, AMQP handshake, \
+           channel, declarations).",
+};
+
+/// `reconnect_max_delay_secs`.
+pub(crate) const RECONNECT_MAX_DELAY_SECS: &Key = &Key {
+    name: "reconnect_max_delay_secs",
+    kind: Kind::Number,
+    default: Some("1"),
+    value_name: SECS,
+    help: "Cap of the wait between reconnection attempts (from 50 ms, doubling, with jitter).",
+};
+
+/// `max_in_flight`.
+pub(crate) const MAX_IN_FLIGHT: &Key = &Key {
+    name: "max_in_flight",
+    kind: Kind::Number,
+    default: Some("1024"),
+    value_name: "N",
+    help: "Webhooks handled at once; more get 503 with Retry-After: 1.",
+};
+
+/// `max_connections`.
+pub(crate) const MAX_CONNECTIONS: &Key = &Key {
+    name: "max_connections",
+    kind: Kind::Number,
+    default: Some("4096"),
+    value_name: "N",
+    help: "Open client connections; more wait in the kernel's listen backlog.",
+};
+
+/// `read_timeout_secs`.
+pub(crate) const READ_TIMEOUT_SECS: &Key = &Key {
+    name: "read_timeout_secs",
+    kind: Kind::Number,
+    default: Some("30"),
+    value_name: SECS,
+    help: "Time to receive the request line and headers (also the idle keep-alive time), \
+           and separately the body (then 408).",
+};
+
+/// `max_header_bytes`.
+pub(crate) const MAX_HEADER_BYTES: &Key = &Key {
+    name: "max_header_bytes",
+    kind: Kind::Number,
+    default: Some("16384"),
+    value_name: "BYTES",
+    help: "Largest request line and headers; more gets 431.",
+};
+
+/// `callback_store`.
+pub(crate) const CALLBACK_STORE: &Key = &Key {
+    name: "callback_store",
+    kind: Kind::Credential,
+    default: Some("embedded"),
+    value_name: "STORE",
+    help: "Where callbacks live: embedded (an SQLite file under data_dir, shared by the \
+           processes of one host) or a redis:// URL (TeaL's keys, for several hosts).",
+};
+
+/// `data_dir`.
+pub(crate) const DATA_DIR: &Key = &Key {
+    name: "data_dir",
+    kind: Kind::Text,
+    default: Some("powens-relay"),
+    value_name: "DIR",
+    help: "Directory of the embedded callback store (created if needed).",
+};
+
+/// `public_url`.
+pub(crate) const PUBLIC_URL: &Key = &Key {
+    name: "public_url",
+    kind: Kind::Text,
+    default: None,
+    value_name: "URL",
+    help: "The listener's public base URL, e.g. https://hooks.example.com/teal/: \
+           callback URLs are built on it, and a raw-callback's full_url must point \
+           under it. Without it, http:// and the listen address.",
+};
+
+/// `callback_one_shot`.
+pub(crate) const CALLBACK_ONE_SHOT: &Key = &Key {
+    name: "callback_one_shot",
+    kind: Kind::Bool,
+    default: Some("false"),
+    value_name: "BOOL",
+    help: "Each callback state is used once; a replay gets 400 (TeaL: replayable until \
+           it expires).",
+};
+
+/// `redirect_fallback_hosts`.
+pub(crate) const REDIRECT_FALLBACK_HOSTS: &Key = &Key {
+    name: "redirect_fallback_hosts",
+    kind: Kind::Text,
+    default: Some(""),
+    value_name: "HOSTS",
+    help: "Comma-separated hosts that a state unknown to the store may redirect to, \
+           decoded from the state itself (TeaL's POWENS_REDIRECT_FALLBACK); empty: off.",
+};
+
+/// `dispatcher`.
+pub(crate) const DISPATCHER: &Key = &Key {
+    name: "dispatcher",
+    kind: Kind::Bool,
+    default: Some("false"),
+    value_name: "BOOL",
+    help: "serve also hosts the dispatcher's routes (/websocket and its metadata) on \
+           listen; without amqp_url, webhooks then reach its websocket clients in-process.",
+};
+
+/// `dispatcher_listen`.
+pub(crate) const DISPATCHER_LISTEN: &Key = &Key {
+    name: "dispatcher_listen",
+    kind: Kind::Text,
+    default: Some("127.0.0.1:8081"),
+    value_name: "ADDR",
+    help: "Address and port powens-relay dispatch listens on.",
+};
+
+/// `listener_url`.
+pub(crate) const LISTENER_URL: &Key = &Key {
+    name: "listener_url",
+    kind: Kind::Text,
+    default: None,
+    value_name: "URL",
+    help: "Public base URL of serve, for the dispatcher's metadata (callback_url…). \
+           Without it, public_url.",
+};
+
+/// `dispatcher_password`.
+pub(crate) const DISPATCHER_PASSWORD: &Key = &Key {
+    name: "dispatcher_password",
+    kind: Kind::SecretRef,
+    default: Some("env:POWENS_RELAY_DISPATCHER_PASSWORD"),
+    value_name: "REF",
+    help: "Where the websocket password (user anonymous) is read: env:NAME or \
+           file:PATH; by default the variable POWENS_RELAY_DISPATCHER_PASSWORD holds it.",
+};
+
+/// `dispatcher_max_clients`.
+pub(crate) const DISPATCHER_MAX_CLIENTS: &Key = &Key {
+    name: "dispatcher_max_clients",
+    kind: Kind::Number,
+    default: Some("10000"),
+    value_name: "N",
+    help: "Websocket clients connected at once; more get 503.",
+};
+
+/// `dispatcher_queue_len`.
+pub(crate) const DISPATCHER_QUEUE_LEN: &Key = &Key {
+    name: "dispatcher_queue_len",
+    kind: Kind::Number,
+    default: Some("256"),
+    value_name: "N",
+    help: "Messages waiting per websocket client; a client that lets more pile up is \
+           closed with 1013.",
+};
+
+/// `dispatcher_ping_secs`.
+pub(crate) const DISPATCHER_PING_SECS: &Key = &Key {
+    name: "dispatcher_ping_secs",
+    kind: Kind::Number,
+    default: Some("20"),
+    value_name: SECS,
+    help: "Interval of websocket pings; a client silent for two intervals is dropped.",
+};
+
+/// `log_format`.
+pub(crate) const LOG_FORMAT: &Key = &Key {
+    name: "log_format",
+    kind: Kind::Choice(&["text", "json"]),
+    default: Some("text"),
+    value_name: "FORMAT",
+    help: "text or json lines on standard error; the level comes from RUST_LOG (default info).",
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::config::value::Value;
 
     #[test]
     fn every_default_fits_its_kind() {

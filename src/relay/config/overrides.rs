@@ -8,21 +8,26 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 
-use super::keys::{KEYS, Key, Kind, Value};
-use super::{FileDomain, Mode};
+use super::keys::{KEYS, Key};
+use super::value::{Kind, Value};
 
 /// Settings overriding the configuration file, key by key: from `powens-relay serve`'s
 /// flags and environment variables (as a `clap::Args`), or built in code.
 ///
 /// ```
-/// use powens_webhooks::relay::config::{Overrides, RelayConfig};
+/// use powens_webhooks::relay::{Overrides, RelayConfig};
 ///
 /// let overrides = Overrides::new()
 ///     .with("listen", "127.0.0.1:0")
 ///     .with("body_limit_bytes", 1_048_576u64)
 ///     .with_domain("sandbox.biapi.pro=forward");
 /// let config = RelayConfig::from_toml("", &overrides)?;
-/// assert_eq!(config.webhooks().body_limit(), 1_048_576);
+/// assert!(config.amqp_urls().is_empty()); // no broker: messages go to standard output
+///
+/// // A value that does not fit its key is named, with every other problem at once.
+/// let wrong = overrides.with("max_in_flight", "many");
+/// let error = RelayConfig::from_toml("", &wrong).unwrap_err();
+/// assert!(error.to_string().contains("max_in_flight: must be a whole number"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Default)]
@@ -45,16 +50,18 @@ impl Overrides {
         self
     }
 
-    /// Sets key `name` (as in the file) to `value`.
+    /// Sets key `name` (as in the file) to `value`, written as a flag would give it
+    /// (`true`, `5`, `127.0.0.1:0`): checked with the rest when the configuration is
+    /// built.
     ///
     /// # Panics
     /// When no key is named `name` (a mistake in the calling code, not in input).
     #[must_use]
-    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+    pub fn with(mut self, name: &str, value: impl std::fmt::Display) -> Self {
         let Some(key) = Key::named(name) else {
             panic!("no configuration key is named {name:?}");
         };
-        self.values.insert(key.name, value.into());
+        self.values.insert(key.name, Value::Text(value.to_string()));
         self
     }
 
@@ -189,21 +196,18 @@ impl clap::FromArgMatches for Overrides {
     }
 }
 
-/// `DOMAIN=forward` or `DOMAIN=REF[,REF...]`.
-pub(super) fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), String> {
-    let (name, value) = spec
-        .split_once('=')
-        .ok_or("expected DOMAIN=env:NAME[,file:PATH...] or DOMAIN=forward")?;
-    let domain = if value == "forward" {
-        FileDomain {
-            mode: Mode::Forward,
-            secrets: Vec::new(),
-        }
-    } else {
-        FileDomain {
-            mode: Mode::Verify,
-            secrets: value.split(',').map(str::to_owned).collect(),
-        }
-    };
-    Ok((name.to_owned(), domain))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::RelayConfig;
+
+    #[test]
+    fn overrides_in_code_apply_to_the_configuration() {
+        let overrides = Overrides::new()
+            .with("listen", "127.0.0.1:0")
+            .with("body_limit_bytes", 1_048_576u64)
+            .with_domain("sandbox.biapi.pro=forward");
+        let config = RelayConfig::from_toml("", &overrides).unwrap();
+        assert_eq!(config.webhook.webhooks.body_limit(), 1_048_576);
+    }
 }

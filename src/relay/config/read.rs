@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::domains::FileDomain;
-use super::keys::{KEYS, Key, Value};
+use super::keys::{KEYS, Key};
+use super::value::Value;
 use super::{ConfigError, Overrides, Problem};
 use crate::amq::TealExchange;
 
@@ -34,43 +35,51 @@ impl Reader<'_> {
         });
     }
 
-    pub(super) fn value(&mut self, name: &str) -> Option<Value> {
-        let key = Key::named(name)?;
+    /// `key`'s value from the overrides, else the file, fitted to its kind; `None` when
+    /// it is set nowhere (or does not fit, a problem then noted).
+    pub(super) fn value(&mut self, key: &Key) -> Option<Value> {
         let value = self
             .overrides
-            .value(name)
-            .or_else(|| self.file.values.get(name))
+            .value(key.name)
+            .or_else(|| self.file.values.get(key.name))
             .cloned()?;
         match value.fit(key.kind) {
             Ok(value) => Some(value),
             Err(m) => {
-                self.problem(name, m);
+                self.problem(key.name, m);
                 None
             }
         }
     }
 
-    pub(super) fn text(&mut self, name: &str) -> String {
-        match self.value(name) {
+    pub(super) fn text(&mut self, key: &Key) -> String {
+        match self.value(key) {
             Some(Value::Text(t)) => t,
-            _ => default(name).to_owned(),
+            _ => key.default.unwrap_or_default().to_owned(),
         }
     }
 
-    pub(super) fn number(&mut self, name: &str) -> u64 {
-        match self.value(name) {
+    pub(super) fn flag(&mut self, key: &Key) -> bool {
+        match self.value(key) {
+            Some(Value::Bool(b)) => b,
+            _ => key.default == Some("true"),
+        }
+    }
+
+    pub(super) fn number(&mut self, key: &Key) -> u64 {
+        match self.value(key) {
             Some(Value::Number(n)) => n,
-            _ => default(name).parse().unwrap_or_default(),
+            _ => key.default.unwrap_or_default().parse().unwrap_or_default(),
         }
     }
 
     /// A number of seconds, at least `min`.
-    pub(super) fn seconds(&mut self, name: &str, min: u64) -> Duration {
-        let secs = self.number(name);
+    pub(super) fn seconds(&mut self, key: &Key, min: u64) -> Duration {
+        let secs = self.number(key);
         // Durations beyond a century are certainly mistakes, and keep chrono in range.
         if secs < min || secs > 100 * 365 * 86_400 {
             self.problem(
-                name,
+                key.name,
                 format!("must be between {min} and 3153600000 seconds"),
             );
         }
@@ -78,18 +87,13 @@ impl Reader<'_> {
     }
 
     /// A count between `min` and `max`.
-    pub(super) fn count(&mut self, name: &str, min: u64, max: u64) -> usize {
-        let n = self.number(name);
+    pub(super) fn count(&mut self, key: &Key, min: u64, max: u64) -> usize {
+        let n = self.number(key);
         if n < min || n > max {
-            self.problem(name, format!("must be between {min} and {max}"));
+            self.problem(key.name, format!("must be between {min} and {max}"));
         }
         usize::try_from(n.clamp(min, max)).unwrap_or(usize::MAX)
     }
-}
-
-/// The default of key `name`, as written in the file.
-fn default(name: &str) -> &'static str {
-    Key::named(name).and_then(|k| k.default).unwrap_or_default()
 }
 
 pub(super) fn check_exchange_prefix(prefix: &str) -> Result<(), &'static str> {

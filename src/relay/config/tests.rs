@@ -1,7 +1,12 @@
 //! Unit tests of the configuration.
 
+use std::time::Duration;
+
 use super::*;
+use crate::axum::DomainPolicy;
 use crate::domain::Domain;
+use crate::relay::broker::Exchanges;
+use crate::relay::publish::Unroutable;
 
 fn invalid_keys(text: &str, overrides: &Overrides) -> Vec<String> {
     match RelayConfig::from_toml(text, overrides) {
@@ -24,22 +29,28 @@ const ONE_DOMAIN: &str = "[domains.\"budgea.biapi.pro\"]\nmode = \"forward\"\n";
 #[test]
 fn defaults_apply_to_a_minimal_file() {
     let config = RelayConfig::from_toml(ONE_DOMAIN, &Overrides::default()).unwrap();
-    assert_eq!(config.listen().to_string(), "127.0.0.1:8080");
-    assert!(config.amqp_url().is_none());
-    assert_eq!(config.exchanges(), &Exchanges::default());
-    assert_eq!(config.webhooks().body_limit(), 32 * 1024 * 1024);
-    assert_eq!(config.unroutable(), Unroutable::Reject);
-    assert_eq!(config.publish_timeout(), Duration::from_secs(5));
-    assert_eq!(config.connect_timeout(), Duration::from_secs(3));
-    assert_eq!(config.reconnect_max_delay(), Duration::from_secs(1));
-    assert_eq!(config.max_in_flight(), 1024);
-    assert_eq!(config.max_connections(), 4096);
-    assert_eq!(config.read_timeout(), Duration::from_secs(30));
-    assert_eq!(config.max_header_bytes(), 16384);
-    assert_eq!(config.log_format(), LogFormat::Text);
-    assert_eq!(config.webhook_exchange(), "powens_domain_webhooks");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(config.amqp_urls().is_empty());
+    assert_eq!(&config.broker.exchanges, &Exchanges::default());
+    assert_eq!(config.webhook.webhooks.body_limit(), 32 * 1024 * 1024);
+    assert_eq!(config.publisher.unroutable, Unroutable::Reject);
+    assert_eq!(config.publisher.publish_timeout, Duration::from_secs(5));
+    assert_eq!(config.broker.connect_timeout, Duration::from_secs(3));
+    assert_eq!(config.broker.reconnect_max_delay, Duration::from_secs(1));
+    assert_eq!(config.webhook.max_in_flight, 1024);
+    assert_eq!(config.server.max_connections, 4096);
+    assert_eq!(config.server.read_timeout, Duration::from_secs(30));
+    assert_eq!(config.server.max_header_bytes, 16384);
+    assert_eq!(config.log_format, LogFormat::Text);
+    assert_eq!(
+        config
+            .broker
+            .exchanges
+            .name(crate::amq::TealExchange::PowensDomainWebhooks),
+        "powens_domain_webhooks"
+    );
     assert!(matches!(
-        config.webhooks().domains().values().next(),
+        config.webhook.webhooks.domains().values().next(),
         Some(DomainPolicy::Forward)
     ));
 }
@@ -51,9 +62,9 @@ fn flags_override_the_file_key_by_key() {
         .with("listen", "127.0.0.1:2")
         .with("body_limit_bytes", 10u64);
     let config = RelayConfig::from_toml(&text, &overrides).unwrap();
-    assert_eq!(config.listen().port(), 2);
-    assert_eq!(config.exchanges().prefix, "a_");
-    assert_eq!(config.webhooks().body_limit(), 10);
+    assert_eq!(config.server.listen.port(), 2);
+    assert_eq!(&config.broker.exchanges.prefix, "a_");
+    assert_eq!(config.webhook.webhooks.body_limit(), 10);
 }
 
 #[test]
@@ -122,7 +133,7 @@ fn reloading_secrets_reads_files_again_and_names_what_cannot_be_read() {
     );
     let config = RelayConfig::from_toml(&text, &Overrides::default()).unwrap();
     let signs_with = |config: &RelayConfig, secret: &str| {
-        let domains = config.webhooks().domains();
+        let domains = config.webhook.webhooks.domains();
         let Some(DomainPolicy::Verify(verifier)) =
             domains.get(&Domain::parse("budgea.biapi.pro").unwrap())
         else {
@@ -139,7 +150,7 @@ fn reloading_secrets_reads_files_again_and_names_what_cannot_be_read() {
 
     std::fs::write(&file, "new\n").unwrap();
     assert_eq!(
-        config.reload_secrets().unwrap(),
+        config.secrets.reload().unwrap(),
         2,
         "the forward domain stays"
     );
@@ -148,7 +159,7 @@ fn reloading_secrets_reads_files_again_and_names_what_cannot_be_read() {
     assert!(!signs_with(&router_view, "old"));
 
     std::fs::remove_file(&file).unwrap();
-    match config.reload_secrets() {
+    match config.secrets.reload() {
         Err(ConfigError::Invalid { problems }) => {
             assert_eq!(problems.len(), 1);
             assert_eq!(problems[0].key, "domains.\"budgea.biapi.pro\".secrets[0]");
@@ -224,7 +235,7 @@ fn domain_flags_replace_file_entries_and_resolve_secrets() {
     let config = RelayConfig::from_toml(ONE_DOMAIN, &overrides).unwrap();
     std::fs::remove_file(&path).unwrap();
     // The flag names the file's domain in another case: it replaces the entry.
-    let domains = config.webhooks().domains();
+    let domains = config.webhook.webhooks.domains();
     assert_eq!(domains.len(), 1);
     match domains.values().next() {
         Some(DomainPolicy::Verify(v)) => assert_eq!(v.keys().keys().len(), 1),
@@ -261,11 +272,11 @@ fn the_nodes_of_a_cluster_come_as_a_file_list_or_a_comma_separated_flag() {
     );
     let from_file = RelayConfig::from_toml(&text, &Overrides::default()).unwrap();
     assert_eq!(shown(&from_file), nodes);
-    assert_eq!(from_file.broker().unwrap().nodes().len(), 2);
+    assert_eq!(from_file.broker.broker().unwrap().nodes().len(), 2);
     let flag = Overrides::new().with("amqp_url", format!("{}, {}", nodes[1], nodes[0]));
     let from_flag = RelayConfig::from_toml(ONE_DOMAIN, &flag).unwrap();
     assert_eq!(shown(&from_flag), [nodes[1], nodes[0]]);
-    assert_eq!(from_flag.amqp_url().unwrap().to_string(), nodes[1]);
+    assert_eq!(from_flag.amqp_urls().first().unwrap().to_string(), nodes[1]);
 
     // A bad entry is named by its position, never quoted; a list of anything but
     // text is refused.
@@ -286,6 +297,7 @@ fn the_nodes_of_a_cluster_come_as_a_file_list_or_a_comma_separated_flag() {
     assert!(
         RelayConfig::from_toml(ONE_DOMAIN, &Overrides::default())
             .unwrap()
+            .broker
             .broker()
             .is_none()
     );

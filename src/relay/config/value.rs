@@ -1,11 +1,28 @@
-//! A configuration key's value, from the file, a flag or the environment, and how it
-//! is fitted to the key's [`Kind`].
+//! What a configuration key holds: its kind, its value from the file, a flag or the
+//! environment (fitted to the kind), and where a secret is read from.
 
-use super::keys::Kind;
+/// What values a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Text.
+    Text,
+    /// Text that may carry a credential: its environment value is hidden in `--help`.
+    Credential,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number, 0 or more.
+    Number,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// Where a secret is read from, `env:NAME` or `file:PATH`, never the secret. Its flag
+    /// reads no environment variable: the variable named by the default holds the
+    /// secret itself.
+    SecretRef,
+}
 
 /// A key's value, from the file, a flag or the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     /// Text (also a choice).
     Text(String),
     /// A boolean.
@@ -42,7 +59,7 @@ impl Value {
     /// This value as `kind` wants it: text from a flag or the environment becomes a
     /// boolean or a number. The problem's text when it does not fit; it never quotes
     /// the value (it may be a secret typed in the wrong key).
-    pub fn fit(self, kind: Kind) -> Result<Self, String> {
+    pub(crate) fn fit(self, kind: Kind) -> Result<Self, String> {
         match (kind, self) {
             (Kind::Bool, Self::Text(text)) => match text.as_str() {
                 "true" => Ok(Self::Bool(true)),

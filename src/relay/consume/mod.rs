@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use powens_webhooks::Domain;
-//! use powens_webhooks::relay::config::AmqpUrl;
+//! use powens_webhooks::relay::AmqpUrl;
 //! use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,8 +50,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use tokio::sync::Mutex;
 
+use super::broker::AmqpUrl;
 use super::broker::{self, AmqpError, Backoff, Broker, BrokerError, Exchanges, short_string};
-use super::config::AmqpUrl;
 use crate::message::MessageError;
 pub use bindings::{BindingHandle, Bindings};
 use bindings::{Wanted, set_binding};
@@ -134,6 +134,9 @@ pub enum ConsumeError {
     /// Connecting, declaring or binding failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// No broker node was given.
+    #[error("no broker node was given")]
+    NoNodes,
     /// A quorum queue was asked for without a name: a private queue is exclusive, and
     /// an exclusive queue cannot be a quorum queue.
     #[error("a quorum queue needs a name (queue): a private queue is always classic")]
@@ -198,12 +201,24 @@ impl TealConsumer {
         Self::connect_to(Broker::new(url.clone()), settings, bindings).await
     }
 
-    /// As [`TealConsumer::connect`], to `broker`: the nodes of a cluster, tried in turn
-    /// (its connect time-out is replaced by the settings').
+    /// As [`TealConsumer::connect`], to the nodes of one cluster: the first attempt goes
+    /// to a node drawn at random, each failed one moves on to the next node, and each
+    /// node is tried once before giving up.
     ///
     /// # Errors
-    /// [`ConsumeError::Broker`] saying which step failed.
-    pub async fn connect_to(
+    /// [`ConsumeError::NoNodes`] for an empty list, else as [`TealConsumer::connect`].
+    pub async fn connect_cluster(
+        nodes: Vec<AmqpUrl>,
+        settings: &ConsumerSettings,
+        bindings: &Bindings,
+    ) -> Result<Self, ConsumeError> {
+        let broker = Broker::cluster(nodes).ok_or(ConsumeError::NoNodes)?;
+        Self::connect_to(broker, settings, bindings).await
+    }
+
+    /// As [`TealConsumer::connect`], to `broker` (its connect time-out is replaced by
+    /// the settings').
+    pub(crate) async fn connect_to(
         broker: Broker,
         settings: &ConsumerSettings,
         bindings: &Bindings,

@@ -12,7 +12,7 @@ use crate::secret::Secret;
 
 /// Why a handshake is refused. The credentials are never repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Neither the header nor the query parameter.
     Missing,
     /// Not `Basic <base64 of user:password>`.
@@ -23,7 +23,7 @@ pub enum Refused {
 
 impl Refused {
     /// The text of the 401 (TeaL's words).
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Self::Missing => "Authentication required",
             Self::Malformed => "Incorrect HTTP-Basic authorization header",
@@ -32,7 +32,7 @@ impl Refused {
     }
 
     /// The metrics label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Missing => "missing_credentials",
             Self::Malformed => "malformed_credentials",
@@ -43,7 +43,7 @@ impl Refused {
 
 /// The dispatcher's password, kept as its SHA-256 so that comparing takes the same
 /// time whatever the length or content of the guess.
-pub struct Password([u8; 32]);
+pub(crate) struct Password([u8; 32]);
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Password {
 
 impl Password {
     /// The password `secret`.
-    pub fn new(secret: &Secret) -> Self {
+    pub(crate) fn new(secret: &Secret) -> Self {
         Self(Sha256::digest(secret.expose()).into())
     }
 
@@ -67,7 +67,7 @@ impl Password {
     ///
     /// # Errors
     /// [`Refused`].
-    pub fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refused> {
+    pub(crate) fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), Refused> {
         let encoded = match headers.get(http::header::AUTHORIZATION) {
             Some(value) => basic(value.as_bytes()).ok_or(Refused::Malformed)?,
             None => query_credentials(query.unwrap_or_default()).ok_or(Refused::Missing)?,

@@ -12,10 +12,10 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::metrics::DispatcherMetrics;
 use super::protocol::Kind;
-use super::source::Delivery;
 use crate::amq::TealExchange;
 use crate::relay::broker::BrokerError;
-use crate::relay::ops::Readiness;
+use crate::relay::consume::Received;
+use crate::relay::reply::Readiness;
 
 /// An exchange and a routing key.
 pub(crate) type Key = (TealExchange, String);
@@ -30,6 +30,33 @@ pub(crate) trait Subscriber: Send + Sync + 'static {
     /// The broker node messages come from now, if any (`/readyz`, the metrics).
     fn broker_node(&self) -> Option<String> {
         None
+    }
+}
+
+/// A broker delivery shared by the clients it is queued for: acknowledged when the last
+/// of them has written it to its socket (or gone away).
+#[derive(Debug)]
+pub(crate) struct Delivery(Option<Received>);
+
+impl Delivery {
+    pub(crate) fn new(received: Received) -> Self {
+        Self(Some(received))
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        let Some(received) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = received.ack().await {
+                tracing::debug!(error = %e, "acknowledgement lost with the connection");
+            }
+        });
     }
 }
 
@@ -108,10 +135,6 @@ impl Hub {
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn is_ready(&self) -> bool {
-        self.subscriber.is_ready()
     }
 
     pub(crate) fn readiness(&self) -> Readiness {

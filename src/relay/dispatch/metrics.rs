@@ -18,7 +18,7 @@ pub(crate) struct ReasonLabel {
 
 /// Connections, messages pushed by type, closes by reason, refused handshakes.
 #[derive(Debug, Default)]
-pub struct DispatcherMetrics {
+pub(crate) struct DispatcherMetrics {
     pub(crate) connections: Gauge,
     pushed: Family<TypeLabel, Counter>,
     closes: Family<ReasonLabel, Counter>,

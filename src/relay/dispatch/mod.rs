@@ -22,17 +22,18 @@
 //!   in constant time; a `+` in `?credentials=` is kept.
 
 mod auth;
+mod error;
 mod hub;
 mod metrics;
-pub mod protocol;
-mod service;
+pub(crate) mod protocol;
 mod socket;
 mod source;
 
-pub use auth::{Password, Refused};
-pub use metrics::DispatcherMetrics;
-pub use service::{BoundDispatcher, DispatchError};
+pub(crate) use auth::{Password, Refused};
+pub use error::DispatchError;
+pub(crate) use metrics::DispatcherMetrics;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,19 +45,44 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use url::Url;
 
+use super::broker::{BrokerSettings, Exchanges};
 use super::callback::store::CallbackStore;
-use super::config::RelayConfig;
 use super::consume::{Bindings, ConsumerSettings, QueueType, TealConsumer};
-use super::http::Refusal;
-use super::publish::Publisher;
+use super::ops::current_request_id;
+use super::publish::{Publisher, Unroutable};
+use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Readiness, Refusal};
+use super::secret_ref::SecretRef;
+use super::server::{CLOSE_GRACE, ServerSettings};
 use hub::Hub;
 
 /// Unacknowledged messages the dispatcher's queue may hold at once.
-pub const PREFETCH: u16 = 256;
+pub(crate) const PREFETCH: u16 = 256;
 /// Largest client frame accepted (a `ClientMessage` is well under 1 KiB).
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// The read buffer of a client connection (a `ClientMessage` fits many times over).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The dispatcher's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct DispatcherSettings {
+    /// Whether `serve` hosts the dispatcher's routes too.
+    pub(crate) hosted: bool,
+    /// Where `powens-relay dispatch` listens, and its connection limits.
+    pub(crate) server: ServerSettings,
+    /// The listener's public base URL (ends in `/`), for the metadata.
+    pub(crate) listener_url: Url,
+    /// The path prefix a reverse proxy strips, put in front of `/websocket` in the
+    /// metadata.
+    pub(crate) path_prefix: String,
+    /// Where the websocket password is read.
+    pub(crate) password: SecretRef,
+    /// Most websocket clients at once.
+    pub(crate) max_clients: usize,
+    /// Messages waiting per client before it is closed (1013).
+    pub(crate) queue_len: usize,
+    /// Interval of websocket pings.
+    pub(crate) ping_interval: Duration,
+}
 
 /// What the routes and the client tasks share.
 pub(crate) struct Context {
@@ -70,7 +96,7 @@ pub(crate) struct Context {
 }
 
 /// A dispatcher: its clients' routing table, and where its messages come from.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     ctx: Arc<Context>,
     consumer: Option<(
         tokio::task::JoinHandle<()>,
@@ -87,63 +113,63 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// The password of `config`, read once.
-    fn password(config: &RelayConfig) -> Result<Password, DispatchError> {
-        let secret = config
-            .dispatcher()
-            .password()
+    /// The password of `settings`, read once.
+    fn password(settings: &DispatcherSettings) -> Result<Password, DispatchError> {
+        let secret = settings
+            .password
             .resolve()
             .map_err(|e| DispatchError::Password(e.to_string()))?;
         Ok(Password::new(&secret))
     }
 
     fn context(
-        config: &RelayConfig,
+        settings: &DispatcherSettings,
         password: Password,
         store: Arc<dyn CallbackStore>,
         subscriber: Arc<dyn hub::Subscriber>,
     ) -> Context {
-        let settings = config.dispatcher();
         let metrics = Arc::new(DispatcherMetrics::default());
         Context {
-            hub: Arc::new(Hub::new(subscriber, settings.queue_len(), metrics)),
+            hub: Arc::new(Hub::new(subscriber, settings.queue_len, metrics)),
             password,
             store,
-            listener_url: settings.listener_url().clone(),
-            path_prefix: config.webhooks().public_path_prefix().to_owned(),
-            max_clients: settings.max_clients(),
-            ping_interval: settings.ping_interval(),
+            listener_url: settings.listener_url.clone(),
+            path_prefix: settings.path_prefix.clone(),
+            max_clients: settings.max_clients,
+            ping_interval: settings.ping_interval,
         }
     }
 
-    /// A dispatcher consuming from the broker of `config` with a queue of its own,
+    /// A dispatcher consuming from the broker of `broker` with a queue of its own,
     /// writing created callbacks to `store`.
     ///
     /// # Errors
     /// [`DispatchError::NoBroker`], [`DispatchError::Password`] or
     /// [`DispatchError::Consume`] (the broker cannot be reached at start).
-    pub async fn connect(
-        config: &RelayConfig,
+    pub(crate) async fn connect(
+        settings: &DispatcherSettings,
+        broker: &BrokerSettings,
         store: Arc<dyn CallbackStore>,
     ) -> Result<Self, DispatchError> {
-        let broker = config.broker().ok_or(DispatchError::NoBroker)?;
+        let nodes = broker.broker().ok_or(DispatchError::NoBroker)?;
         // The password first: a missing one is said before any connection is made.
-        let password = Self::password(config)?;
-        let settings = ConsumerSettings {
-            exchange_prefix: config.exchanges().prefix.clone(),
-            exchange_durable: config.exchanges().durable,
+        let password = Self::password(settings)?;
+        let consumer_settings = ConsumerSettings {
+            exchange_prefix: broker.exchanges.prefix.clone(),
+            exchange_durable: broker.exchanges.durable,
             // Its own private queue, as TeaL's: exclusive, so classic, on the node it is
             // connected to; after a node's loss it declares a new one on the next node
             // and binds it again (see docs/operations.md, "A RabbitMQ cluster").
             queue: None,
             queue_type: QueueType::Classic,
             prefetch: PREFETCH,
-            connect_timeout: config.connect_timeout(),
-            reconnect_max_delay: config.reconnect_max_delay(),
+            connect_timeout: broker.connect_timeout,
+            reconnect_max_delay: broker.reconnect_max_delay,
         };
-        let consumer = TealConsumer::connect_to(broker, &settings, &Bindings::default()).await?;
+        let consumer =
+            TealConsumer::connect_to(nodes, &consumer_settings, &Bindings::default()).await?;
         let subscriber = Arc::new(source::BrokerSubscriber(consumer.bindings()));
-        let ctx = Arc::new(Self::context(config, password, store, subscriber));
+        let ctx = Arc::new(Self::context(settings, password, store, subscriber));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let hub = ctx.hub.clone();
         let task = tokio::spawn(async move {
@@ -159,24 +185,27 @@ impl Dispatcher {
     }
 
     /// A dispatcher fed in-process, with the publisher that feeds it: for `serve`
-    /// without a broker.
+    /// without a broker. Messages are routed as on `exchanges`; one no client wants is
+    /// refused unless `unroutable` accepts it.
     ///
     /// # Errors
     /// [`DispatchError::Password`].
     pub(crate) fn in_process(
-        config: &RelayConfig,
+        settings: &DispatcherSettings,
         store: Arc<dyn CallbackStore>,
+        exchanges: &Exchanges,
+        unroutable: Unroutable,
     ) -> Result<(Self, Arc<dyn Publisher>), DispatchError> {
         let ctx = Arc::new(Self::context(
-            config,
-            Self::password(config)?,
+            settings,
+            Self::password(settings)?,
             store,
             Arc::new(source::LocalSubscriber),
         ));
         let bus = source::InProcessBus {
             hub: ctx.hub.clone(),
-            prefix: config.exchanges().prefix.clone(),
-            accept_unroutable: config.unroutable() == super::config::Unroutable::Accept,
+            prefix: exchanges.prefix.clone(),
+            accept_unroutable: unroutable == Unroutable::Accept,
         };
         Ok((
             Self {
@@ -187,24 +216,27 @@ impl Dispatcher {
         ))
     }
 
-    /// The dispatcher's metrics.
-    pub fn metrics(&self) -> Arc<DispatcherMetrics> {
-        self.ctx.hub.metrics.clone()
+    /// Registers the dispatcher's metrics in `registry`.
+    pub(crate) fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.ctx.hub.metrics.register(registry);
     }
 
-    /// Whether messages can reach the dispatcher now (the broker consumer is connected).
-    pub fn is_ready(&self) -> bool {
-        self.ctx.hub.is_ready()
-    }
-
-    /// A check of [`is_ready`](Self::is_ready) that outlives the dispatcher's handle.
-    pub(crate) fn readiness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+    /// Whether messages can reach the dispatcher now (the broker consumer is
+    /// connected), and from which node: a check that outlives the dispatcher's handle.
+    pub(crate) fn readiness(&self) -> impl Fn() -> Readiness + Send + Sync + 'static {
         let hub = self.ctx.hub.clone();
-        move || hub.is_ready()
+        move || hub.readiness()
+    }
+
+    /// Tells every client to close (1001) and waits, at most `grace`, until they have;
+    /// a handle that outlives the dispatcher's, for the server's shutdown.
+    pub(crate) fn closer(&self) -> impl Future<Output = ()> + Send + 'static {
+        let hub = self.ctx.hub.clone();
+        async move { hub.shut_down(CLOSE_GRACE).await }
     }
 
     /// The metadata and websocket routes.
-    pub fn routes(&self) -> Router {
+    pub(crate) fn routes(&self) -> Router {
         Router::new()
             .route(
                 "/.well-known/teapots-teal-metadata",
@@ -214,10 +246,10 @@ impl Dispatcher {
             .with_state(self.ctx.clone())
     }
 
-    /// Closes every client with 1001 (waiting at most `grace`), then the broker
+    /// Closes every client with 1001 (waiting at most [`CLOSE_GRACE`]), then the broker
     /// connection (its queue goes with it).
-    pub async fn shut_down(self, grace: Duration) {
-        self.ctx.hub.shut_down(grace).await;
+    pub(crate) async fn shut_down(self) {
+        self.ctx.hub.shut_down(CLOSE_GRACE).await;
         if let Some((task, stop)) = self.consumer {
             let _ = stop.send(());
             let _ = task.await;
@@ -300,7 +332,7 @@ async fn websocket(State(ctx): State<Arc<Context>>, request: Request) -> Respons
     if let Err(refused) = ctx.password.check(&parts.headers, parts.uri.query()) {
         ctx.hub.metrics.refused(refused.label());
         tracing::warn!(
-            request_id = super::ops::current_request_id().as_deref(),
+            request_id = current_request_id().as_deref(),
             reason = refused.label(),
             "websocket handshake refused"
         );
@@ -311,12 +343,12 @@ async fn websocket(State(ctx): State<Arc<Context>>, request: Request) -> Respons
     if ctx.hub.client_count() >= ctx.max_clients {
         ctx.hub.metrics.refused("too_many_clients");
         return Refusal::unavailable(
-            super::ops::Outcome::Overloaded,
+            Outcome::Overloaded,
             format!(
                 "too many websocket clients (dispatcher_max_clients = {}); retry later",
                 ctx.max_clients
             ),
-            super::http::RETRY_AFTER_UNAVAILABLE,
+            RETRY_AFTER_UNAVAILABLE,
         )
         .into_response();
     }

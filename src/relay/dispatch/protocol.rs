@@ -21,22 +21,22 @@ use crate::time::IsoDateTime;
 /// A client frame: `{create?, register_to?}`, unknown keys ignored.
 #[derive(Debug, Deserialize)]
 #[non_exhaustive]
-pub struct ClientMessage {
+pub(crate) struct ClientMessage {
     /// A callback to write in the store.
     #[serde(default)]
-    pub create: Option<CallbackCreation>,
+    pub(crate) create: Option<CallbackCreation>,
     /// What to receive from now on.
     #[serde(default)]
-    pub register_to: Option<Registration>,
+    pub(crate) register_to: Option<Registration>,
 }
 
 /// `create`: a callback to write in the store.
 #[derive(Debug, Deserialize)]
-pub struct CallbackCreation {
+pub(crate) struct CallbackCreation {
     #[serde(rename = "type")]
     _type: CreationType,
     /// The state, as sent (checked by [`CallbackCreation::record`]).
-    pub state: String,
+    pub(crate) state: String,
     #[serde(default)]
     final_redirect_url: Option<String>,
     #[serde(default)]
@@ -53,7 +53,7 @@ enum CreationType {
 /// `register_to`, by its `type`.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Registration {
+pub(crate) enum Registration {
     /// Callbacks of a state.
     Callback {
         /// The state.
@@ -74,22 +74,22 @@ pub enum Registration {
 /// Why a frame is refused: the close code and its reason (sent to the client; never
 /// quoting the frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameError {
+pub(crate) struct FrameError {
     /// The websocket close code (1007).
-    pub code: u16,
+    pub(crate) code: u16,
     /// What is wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// 1007: the frame is text but not a valid `ClientMessage`.
-pub const INVALID_PAYLOAD: u16 = 1007;
+pub(crate) const INVALID_PAYLOAD: u16 = 1007;
 
 impl ClientMessage {
     /// Reads a text frame.
     ///
     /// # Errors
     /// [`FrameError`] (1007) saying, without quoting the frame, what is wrong.
-    pub fn parse(text: &str) -> Result<Self, FrameError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, FrameError> {
         serde_json::from_str(text).map_err(|e| {
             let what = match MessageError::from_json(e) {
                 MessageError::Json { what, .. } => what,
@@ -109,7 +109,7 @@ impl Registration {
     ///
     /// # Errors
     /// [`FrameError`] (1007) for an empty or invalid key.
-    pub fn binding(&self) -> Result<(TealExchange, String), FrameError> {
+    pub(crate) fn binding(&self) -> Result<(TealExchange, String), FrameError> {
         let invalid = |reason: String| FrameError {
             code: INVALID_PAYLOAD,
             reason,
@@ -154,7 +154,10 @@ impl CallbackCreation {
     ///
     /// # Errors
     /// The detail, TeaL's text for a lifetime out of its limits.
-    pub fn record(&self, now: DateTime<Utc>) -> Result<(CallbackState, CallbackRecord), String> {
+    pub(crate) fn record(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(CallbackState, CallbackRecord), String> {
         let state = CallbackState::parse(&self.state).map_err(|e| e.to_string())?;
         let url = match &self.final_redirect_url {
             None => None,

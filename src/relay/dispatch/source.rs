@@ -7,33 +7,12 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
 
-use super::hub::{Hub, Key, Subscriber};
+use super::hub::{Delivery, Hub, Key, Subscriber};
 use super::protocol::push_frame;
 use crate::amq::TealExchange;
 use crate::relay::broker::BrokerError;
-use crate::relay::consume::{BindingHandle, ConsumeError, Incoming, Received, TealConsumer};
+use crate::relay::consume::{BindingHandle, ConsumeError, Incoming, TealConsumer};
 use crate::relay::publish::{Outgoing, PublishError, Publisher};
-
-/// A broker delivery shared by the clients it is queued for: acknowledged when the last
-/// of them has written it to its socket (or gone away).
-#[derive(Debug)]
-pub(crate) struct Delivery(Option<Received>);
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        let Some(received) = self.0.take() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            if let Err(e) = received.ack().await {
-                tracing::debug!(error = %e, "acknowledgement lost with the connection");
-            }
-        });
-    }
-}
 
 /// Bindings on the consumer's queue.
 pub(crate) struct BrokerSubscriber(pub(crate) BindingHandle);
@@ -75,7 +54,7 @@ pub(crate) async fn consume(mut consumer: TealConsumer, hub: Arc<Hub>) {
         let (kind, frame) = push_frame(&received.message);
         let (exchange, key) = received.message.route();
         let key = (exchange, key.to_owned());
-        let delivery = Arc::new(Delivery(Some(received)));
+        let delivery = Arc::new(Delivery::new(received));
         let queued = hub.deliver(
             (key.0, &key.1),
             kind,

@@ -35,36 +35,36 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
+use super::Unroutable;
 use super::{Outgoing, PublishError, Publisher};
 use crate::amq::TealExchange;
 use crate::relay::broker::{self, Backoff, Broker, BrokerError, Exchanges, short_string};
-use crate::relay::config::Unroutable;
 
 /// How often the supervisor looks at the link besides being woken by a failed publish.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How the AMQP publisher connects, publishes and recovers.
 #[derive(Debug, Clone)]
-pub struct AmqpSettings {
+pub(crate) struct AmqpSettings {
     /// The broker, and how long a connection attempt (TCP, AMQP handshake, channel,
     /// declarations) may take.
-    pub broker: Broker,
+    pub(crate) broker: Broker,
     /// How the exchanges are named and declared.
-    pub exchanges: Exchanges,
+    pub(crate) exchanges: Exchanges,
     /// The exchanges to declare on every new connection.
-    pub declare: Vec<TealExchange>,
+    pub(crate) declare: Vec<TealExchange>,
     /// Answer to a message no queue receives.
-    pub unroutable: Unroutable,
+    pub(crate) unroutable: Unroutable,
     /// How long a publish may wait for its confirm.
-    pub publish_timeout: Duration,
+    pub(crate) publish_timeout: Duration,
     /// The longest wait between two reconnection attempts.
-    pub reconnect_max_delay: Duration,
+    pub(crate) reconnect_max_delay: Duration,
 }
 
 /// Publishes to RabbitMQ with publisher confirms, reconnecting by itself (see the module
 /// documentation for the rules).
 #[derive(Debug)]
-pub struct AmqpPublisher {
+pub(crate) struct AmqpPublisher {
     shared: Arc<Shared>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
 }
@@ -202,7 +202,7 @@ impl AmqpPublisher {
     /// exists with other flags: set `exchange_durable` to match). The first connection
     /// is not retried (but for trying each node of a cluster once): a relay that cannot
     /// reach its broker at start-up says so and stops.
-    pub async fn connect(settings: AmqpSettings) -> Result<Self, BrokerError> {
+    pub(crate) async fn connect(settings: AmqpSettings) -> Result<Self, BrokerError> {
         let link = settings
             .broker
             .first_of_each(async || open_link(&settings, 1).await)

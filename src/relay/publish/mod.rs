@@ -1,5 +1,5 @@
-//! Publishing messages: to RabbitMQ with publisher confirms, to standard output (the
-//! default without a broker), or to memory (tests).
+//! Publishing messages: to RabbitMQ with publisher confirms, or to standard output (the
+//! default without a broker).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,29 +7,50 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::future::BoxFuture;
 
 use super::broker::{AmqpError, BrokerError};
+use super::ops::current_request_id;
+use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
 
 mod amqp;
 
-pub use amqp::{AmqpPublisher, AmqpSettings};
+pub(crate) use amqp::{AmqpPublisher, AmqpSettings};
+
+/// What to answer when the broker returns a message no queue is bound to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Unroutable {
+    /// 503: nobody would have received it, so Powens should retry.
+    #[default]
+    Reject,
+    /// 204, as TeaL does: the message is dropped and a warning logged.
+    Accept,
+}
+
+/// How messages are published.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublisherSettings {
+    /// The answer to a message no queue is bound to receive.
+    pub(crate) unroutable: Unroutable,
+    /// How long a publish may wait for the broker's confirm.
+    pub(crate) publish_timeout: std::time::Duration,
+}
 
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     /// The exchange's full name (prefix included).
-    pub exchange: String,
+    pub(crate) exchange: String,
     /// The routing key (for webhooks, the Powens domain).
-    pub routing_key: String,
+    pub(crate) routing_key: String,
     /// The message body (TeaL JSON).
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// The AMQP `message_id` (the webhook's `id_webhook_data`, when it has one).
-    pub message_id: Option<String>,
+    pub(crate) message_id: Option<String>,
 }
 
 /// Why a message was not published. Every variant means "not confirmed": the relay
 /// answers 503 and Powens retries.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum PublishError {
+pub(crate) enum PublishError {
     /// No usable broker connection.
     #[error("the message broker is unavailable")]
     Unavailable,
@@ -70,8 +91,27 @@ impl PublishError {
     }
 }
 
+impl From<PublishError> for Refusal {
+    /// 503: the message was not confirmed, so Powens (or the browser) should try again.
+    fn from(error: PublishError) -> Self {
+        if error.is_broker_fault() {
+            // The detail goes to the log, not to Powens.
+            tracing::error!(
+                request_id = current_request_id().as_deref(),
+                error = %error,
+                "publish failed"
+            );
+        }
+        Self::unavailable(
+            Outcome::Unavailable,
+            format!("{}; retry later", error.public_reason()),
+            RETRY_AFTER_UNAVAILABLE,
+        )
+    }
+}
+
 /// Where the relay sends messages.
-pub trait Publisher: Send + Sync + 'static {
+pub(crate) trait Publisher: Send + Sync + 'static {
     /// Publishes `message`, resolving once it is safely stored (for RabbitMQ: confirmed).
     fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>>;
 
@@ -99,7 +139,7 @@ impl std::fmt::Debug for dyn Publisher {
 /// Writes each message body as one line to standard output: the relay's default when no
 /// broker is configured, for trying it out.
 #[derive(Debug, Default)]
-pub struct StdoutPublisher {
+pub(crate) struct StdoutPublisher {
     lock: Mutex<()>,
 }
 
@@ -117,63 +157,5 @@ impl Publisher for StdoutPublisher {
 
     fn is_ready(&self) -> bool {
         true
-    }
-}
-
-/// Keeps published messages in memory, and can be told to fail: for tests of code that
-/// uses a [`Publisher`].
-#[derive(Debug, Clone, Default)]
-pub struct MemoryPublisher {
-    inner: Arc<Mutex<MemoryState>>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryState {
-    published: Vec<Outgoing>,
-    failure: Option<PublishError>,
-}
-
-impl MemoryPublisher {
-    /// An empty publisher that accepts every message.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// From now on, fail every publish with `failure` (or succeed, with `None`).
-    pub fn fail_with(&self, failure: Option<PublishError>) {
-        self.state().failure = failure;
-    }
-
-    /// The messages published so far.
-    pub fn published(&self) -> Vec<Outgoing> {
-        self.state().published.clone()
-    }
-
-    /// The messages published so far, forgetting them.
-    pub fn take(&self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.state().published)
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Publisher for MemoryPublisher {
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
-        Box::pin(async move {
-            let mut state = self.state();
-            match &state.failure {
-                Some(failure) => Err(failure.clone()),
-                None => {
-                    state.published.push(message.clone());
-                    Ok(())
-                }
-            }
-        })
-    }
-
-    fn is_ready(&self) -> bool {
-        self.state().failure.is_none()
     }
 }

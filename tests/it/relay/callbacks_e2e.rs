@@ -12,14 +12,14 @@ use chrono::{TimeDelta, Utc};
 use http::{Request, header};
 use http_body_util::Full;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::callback::{CallbackRecord, CallbackState};
-use powens_webhooks::relay::config::RelayConfig;
+use powens_webhooks::relay::RelayConfig;
 use powens_webhooks::relay::consume::{Bindings, ConsumerSettings, Incoming, TealConsumer};
+use powens_webhooks::relay::testing::Store;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use super::proxy::{Fault, FaultProxy};
-use super::store::redis_url;
+use super::redis_url;
 use super::{broker, config, delete_exchanges, unique};
 
 const PUBLIC: &str = "https://listener.example.org/";
@@ -150,16 +150,13 @@ async fn the_listener_end_to_end(redis: bool) {
     // Unknown, and expired: 400, nothing published.
     let (status, _, body) = fetch(addr, get("/callback?state=unknown-state")).await;
     assert_eq!((status, body.as_str()), (400, "Unknown state\n"));
-    let spec = RelayConfig::load_store(
-        &powens_webhooks::relay::config::Overrides::new().with_config(super::secret_file(&store)),
+    let spec = Store::configured(
+        &powens_webhooks::relay::Overrides::new().with_config(super::secret_file(&store)),
     )
+    .await
     .unwrap();
-    let short = CallbackRecord::new(Utc::now() + TimeDelta::milliseconds(100), None, false);
-    let expired = CallbackState::parse("unknown-state").unwrap();
-    spec.open()
-        .await
-        .unwrap()
-        .put(&expired, &short)
+    let short = Utc::now() + TimeDelta::milliseconds(100);
+    spec.put_callback("unknown-state", short, None, false)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -12,9 +12,9 @@ use chrono::{TimeDelta, Utc};
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, header};
 use http_body_util::Full;
+use powens_webhooks::relay::Dispatcher;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::config::RelayConfig;
-use powens_webhooks::relay::dispatch::BoundDispatcher;
+use powens_webhooks::relay::RelayConfig;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::proxy::{Fault, FaultProxy};
-use super::store::redis_url;
+use super::redis_url;
 use super::{broker, config, delete_exchanges, secret_file, signed, try_post, unique};
 
 pub(super) type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -53,7 +53,7 @@ async fn start_relay(config: &RelayConfig) -> (SocketAddr, JoinHandle<()>) {
 }
 
 async fn start_dispatcher(config: &RelayConfig) -> (SocketAddr, JoinHandle<()>) {
-    let dispatcher = BoundDispatcher::start(config).await.unwrap();
+    let dispatcher = Dispatcher::start(config).await.unwrap();
     let addr = dispatcher.local_addr().unwrap();
     (addr, tokio::spawn(dispatcher.run(std::future::pending())))
 }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use chrono::Utc;
 use http_body_util::Full;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::config::RelayConfig;
+use powens_webhooks::relay::RelayConfig;
 use powens_webhooks::relay::consume::{
     Bindings, ConsumerSettings, Incoming, Received, TealConsumer,
 };
@@ -225,7 +225,7 @@ async fn a_declared_exchange_with_other_flags_stops_start_up_with_a_clear_error(
     );
     let (_, first) = start(config(&durable)).await;
     let second = config(&durable.replace("exchange_durable = true", "exchange_durable = false"))
-        .with_amqp_url(powens_webhooks::relay::config::AmqpUrl::parse(AMQP_URL).unwrap());
+        .with_amqp_url(powens_webhooks::relay::AmqpUrl::parse(AMQP_URL).unwrap());
     let error = Relay::start(&second).await.unwrap_err().to_string();
     assert!(error.contains("set exchange_durable to match"), "{error}");
     assert!(!error.contains("guest:guest"), "{error}");

@@ -3,13 +3,10 @@
 //! each checked for its status, its one-line reason, and that nothing was published.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::publish::MemoryPublisher;
-use powens_webhooks::relay::send::signature_date;
+use powens_webhooks::relay::testing::{self, MemoryPublisher, signature_date};
 use powens_webhooks::{Secret, SignedPrefix, sign};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,9 +30,7 @@ async fn relay(read_timeout: u64, extra: &str) -> (SocketAddr, MemoryPublisher) 
         verify_domain("budgea.biapi.pro", SECRET)
     );
     let publisher = MemoryPublisher::new();
-    let relay = Relay::with_publisher(&config(&toml), Arc::new(publisher.clone()))
-        .await
-        .unwrap();
+    let relay = testing::relay(&config(&toml), &publisher).await.unwrap();
     let addr = relay.local_addr().unwrap();
     tokio::spawn(relay.run(std::future::pending()));
     (addr, publisher)

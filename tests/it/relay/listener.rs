@@ -1,15 +1,10 @@
 //! The listener's routes through `oneshot`, with an in-memory publisher and the embedded
 //! store: TeaL's contract (TEAL.md §1–4) and the defects fixed (§10).
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use chrono::{TimeDelta, Utc};
 use http::{Request, StatusCode, header};
-use powens_webhooks::relay::callback::store::{CallbackStore, EmbeddedStore};
-use powens_webhooks::relay::callback::{CallbackRecord, CallbackState};
-use powens_webhooks::relay::http::{AppState, router};
-use powens_webhooks::relay::publish::{MemoryPublisher, Outgoing, PublishError};
+use powens_webhooks::relay::testing::{Failure, MemoryPublisher, Published, Store, router};
 use powens_webhooks::{CallbackMessage, OpenIdCibaCallbackMessage, TealMessage};
 use url::Url;
 
@@ -21,22 +16,19 @@ const PUBLIC: &str = "https://listener.example.org/teal/";
 struct Listener {
     app: axum::Router,
     publisher: MemoryPublisher,
-    store: Arc<dyn CallbackStore>,
+    store: Store,
 }
 
 /// A relay whose listener has its own embedded store, with `extra` configuration.
 fn listener(extra: &str) -> Listener {
     let dir = std::env::temp_dir().join(unique("listener"));
-    let store: Arc<dyn CallbackStore> =
-        Arc::new(EmbeddedStore::open(&dir.join("callbacks.sqlite3")).unwrap());
+    let store = Store::embedded(&dir.join("callbacks.sqlite3")).unwrap();
     let config = config(&format!(
         "public_url = \"{PUBLIC}\"\n{extra}\n[domains.\"sandbox.biapi.pro\"]\nmode = \"forward\"\n"
     ));
     let publisher = MemoryPublisher::new();
-    let state =
-        AppState::new(&config, Arc::new(publisher.clone())).with_listener(&config, store.clone());
     Listener {
-        app: router(state),
+        app: router(&config, &publisher, Some(&store)),
         publisher,
         store,
     }
@@ -44,13 +36,15 @@ fn listener(extra: &str) -> Listener {
 
 impl Listener {
     async fn create(&self, state: &str, redirect: Option<&str>, with_fragment: bool) {
-        let record = CallbackRecord::new(
-            Utc::now() + TimeDelta::minutes(5),
-            redirect.map(|u| Url::parse(u).unwrap()),
-            with_fragment,
-        );
-        let state = CallbackState::parse(state).unwrap();
-        self.store.put(&state, &record).await.unwrap();
+        self.store
+            .put_callback(
+                state,
+                Utc::now() + TimeDelta::minutes(5),
+                redirect.map(|u| Url::parse(u).unwrap()),
+                with_fragment,
+            )
+            .await
+            .unwrap();
     }
 
     async fn get(&self, uri: &str) -> (Answer, Option<String>) {
@@ -86,7 +80,7 @@ impl Listener {
     }
 
     /// The one callback message published since the last call.
-    fn published_callback(&self) -> (Outgoing, CallbackMessage) {
+    fn published_callback(&self) -> (Published, CallbackMessage) {
         let published = self.publisher.take();
         assert_eq!(published.len(), 1, "{published:?}");
         let out = published.into_iter().next().unwrap();
@@ -146,9 +140,9 @@ async fn unknown_empty_expired_and_missing_states_are_refused_and_nothing_is_pub
         Some("text/html; charset=utf-8")
     );
     assert!(page.body.contains("raw-callback?full_url=") && page.body.contains("<noscript>"));
-    let expired = CallbackRecord::new(Utc::now() + TimeDelta::milliseconds(50), None, false);
+    let expired = Utc::now() + TimeDelta::milliseconds(50);
     l.store
-        .put(&CallbackState::parse("old").unwrap(), &expired)
+        .put_callback("old", expired, None, false)
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -215,7 +209,7 @@ fn urlencode(text: &str) -> String {
 async fn one_shot_states_refuse_a_replay_and_survive_a_broker_failure() {
     let l = listener("callback_one_shot = true");
     l.create("once", None, false).await;
-    l.publisher.fail_with(Some(PublishError::Unavailable));
+    l.publisher.fail_with(Some(Failure::Unavailable));
     let (answer, _) = l.get("/callback?state=once").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(

@@ -16,7 +16,6 @@ mod replicas;
 mod router;
 mod secrets;
 mod shutdown;
-mod store;
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -28,8 +27,10 @@ use chrono::{DateTime, Utc};
 use http::Request;
 use http_body_util::Full;
 use powens_webhooks::Secret;
-use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig};
-use powens_webhooks::relay::send::{Target, signature_date, signed_request};
+use powens_webhooks::relay::testing::{Target, signature_date, signed_request};
+use powens_webhooks::relay::{AmqpUrl, Overrides, RelayConfig};
+
+pub use powens_webhooks::relay::testing::redis_url;
 
 /// The broker every relay test uses.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -90,9 +91,8 @@ pub fn verify_domain(domain: &str, secret: &str) -> String {
 
 /// A request as Powens signs it: `POST path`, date `at`, body, signed with `secret`.
 pub fn signed_at(path: &str, body: &[u8], secret: &str, at: DateTime<Utc>) -> Request<Full<Bytes>> {
-    let target = Target::parse(&format!("http://127.0.0.1:1{path}"), None).unwrap();
     signed_request(
-        &target,
+        &Target::parse(&format!("http://127.0.0.1:1{path}")).unwrap(),
         Bytes::copy_from_slice(body),
         &Secret::new(secret).unwrap(),
         &signature_date(at),

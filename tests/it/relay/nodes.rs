@@ -8,9 +8,8 @@ use axum::body::Bytes;
 use http::Request;
 use http_body_util::Full;
 use powens_webhooks::Domain;
+use powens_webhooks::relay::AmqpUrl;
 use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::broker::Broker;
-use powens_webhooks::relay::config::AmqpUrl;
 use powens_webhooks::relay::consume::{
     Bindings, ConsumeError, ConsumerSettings, Incoming, QueueType, TealConsumer,
 };
@@ -57,8 +56,8 @@ async fn with_a_dead_node_listed_the_relay_publishes_through_the_live_one_and_na
             domains: vec![Domain::parse("budgea.biapi.pro").unwrap()],
             ..Bindings::default()
         };
-        let cluster = Broker::cluster(vec![dead_node(), live.clone()]).unwrap();
-        let mut consumer = TealConsumer::connect_to(cluster, &settings, &bindings)
+        let cluster = vec![dead_node(), live.clone()];
+        let mut consumer = TealConsumer::connect_cluster(cluster, &settings, &bindings)
             .await
             .expect("the consumer passes over the dead node too");
         assert_eq!(consumer.bindings().node().as_deref(), Some(shown.as_str()));

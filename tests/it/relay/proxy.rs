@@ -65,12 +65,9 @@ impl FaultProxy {
 
     /// Where to connect instead of the broker: its URL through the proxy (guest, the
     /// default vhost).
-    pub fn amqp_url(&self) -> powens_webhooks::relay::config::AmqpUrl {
-        powens_webhooks::relay::config::AmqpUrl::parse(&format!(
-            "amqp://guest:guest@{}/%2f",
-            self.addr
-        ))
-        .unwrap()
+    pub fn amqp_url(&self) -> powens_webhooks::relay::AmqpUrl {
+        powens_webhooks::relay::AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", self.addr))
+            .unwrap()
     }
 
     /// Starts `fault` (replacing any other); [`Fault::Cut`] closes every open

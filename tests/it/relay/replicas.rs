@@ -17,7 +17,7 @@ use super::dispatch::{
     register_domain, send,
 };
 use super::e2e::consumer;
-use super::store::redis_url;
+use super::redis_url;
 use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, unique};
 
 const DOMAINS: [&str; 2] = ["alpha", "beta"];

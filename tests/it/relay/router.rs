@@ -2,14 +2,11 @@
 //! failures, forward mode, the path prefix, gzip bodies and the probes. Refusals of bad
 //! input are in `hostile.rs`, over a real socket.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use chrono::Utc;
 use http::{Request, StatusCode, header};
 use powens_webhooks::axum::SignedOver;
-use powens_webhooks::relay::http::{AppState, router};
-use powens_webhooks::relay::publish::{MemoryPublisher, PublishError};
+use powens_webhooks::relay::testing::{Failure, MemoryPublisher, router};
 use powens_webhooks::{PowensWebhookMessage, TealMessage};
 use tower::ServiceExt;
 
@@ -34,8 +31,7 @@ fn relay_with_limit(limit: usize, extra: &str) -> (axum::Router, MemoryPublisher
         verify_domain(DOMAIN, SECRET)
     );
     let publisher = MemoryPublisher::new();
-    let state = AppState::new(&config(&toml), Arc::new(publisher.clone()));
-    (router(state), publisher)
+    (router(&config(&toml), &publisher, None), publisher)
 }
 
 fn body(request: Request<http_body_util::Full<Bytes>>) -> Request<Body> {
@@ -74,11 +70,11 @@ async fn a_signed_webhook_is_published_then_answered_204() {
 async fn a_publisher_failure_is_a_503_never_a_2xx() {
     let (app, publisher) = relay("");
     for failure in [
-        PublishError::Unavailable,
-        PublishError::Nacked,
-        PublishError::Unroutable,
-        PublishError::Timeout,
-        PublishError::Output(Arc::new(std::io::Error::other("channel closed"))),
+        Failure::Unavailable,
+        Failure::Nacked,
+        Failure::Unroutable,
+        Failure::Timeout,
+        Failure::Fault("channel closed"),
     ] {
         publisher.fail_with(Some(failure.clone()));
         let answer = call(&app, body(signed(PATH, BODY, SECRET))).await;

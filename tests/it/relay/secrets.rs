@@ -8,7 +8,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use powens_webhooks::relay::config::{AmqpUrl, Overrides, RelayConfig, redact_url};
+use powens_webhooks::relay::testing::redact_url;
+use powens_webhooks::relay::{AmqpUrl, Overrides, RelayConfig};
 
 use super::{secret_file, unique};
 

@@ -17,7 +17,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The embedded store. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct EmbeddedStore {
+pub(crate) struct EmbeddedStore {
     connection: Arc<Mutex<Connection>>,
 }
 
@@ -30,7 +30,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// [`StoreError::Open`].
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let open = || -> Result<Connection, BackendError> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(BackendError::new)?;

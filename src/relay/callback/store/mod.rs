@@ -20,13 +20,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
-pub use embedded::EmbeddedStore;
-pub use redis::RedisStore;
+pub(crate) use embedded::EmbeddedStore;
+pub(crate) use redis::RedisStore;
 
 use super::state::{CallbackRecord, CallbackState};
 
 /// The embedded store's file, under `data_dir`.
-pub const EMBEDDED_FILE: &str = "callbacks.sqlite3";
+pub(crate) const EMBEDDED_FILE: &str = "callbacks.sqlite3";
 
 /// An error of the store's backend, as text: which crate reported it is not part of this
 /// crate's API.
@@ -68,28 +68,28 @@ pub enum StoreError {
 /// How a record is read: at which instant (expired records are unknown), and whether
 /// it is deleted as it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// The instant the record must be live at.
-    pub now: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
     /// Deleted in the same step: a one-shot state is used once, even by two requests at
     /// the same instant.
-    pub take: bool,
+    pub(crate) take: bool,
 }
 
 impl Lookup {
     /// Read at `now`, left in the store (TeaL's replayable states).
-    pub fn get(now: DateTime<Utc>) -> Self {
+    pub(crate) fn get(now: DateTime<Utc>) -> Self {
         Self { now, take: false }
     }
 
     /// Read at `now` and deleted.
-    pub fn take(now: DateTime<Utc>) -> Self {
+    pub(crate) fn take(now: DateTime<Utc>) -> Self {
         Self { now, take: true }
     }
 }
 
 /// A callback store.
-pub trait CallbackStore: Send + Sync + 'static {
+pub(crate) trait CallbackStore: Send + Sync + 'static {
     /// The record of `state`, read as `lookup` says; `None` when it is unknown,
     /// unreadable or expired (an expired one is deleted).
     fn read<'a>(
@@ -116,7 +116,7 @@ impl std::fmt::Debug for dyn CallbackStore {
 /// Which store, as configured: `callback_store` empty or `embedded` for the embedded
 /// store under `data_dir`, or a `redis://` / `rediss://` URL.
 #[derive(Clone, PartialEq, Eq)]
-pub enum StoreSpec {
+pub(crate) enum StoreSpec {
     /// The SQLite file under this directory.
     Embedded(PathBuf),
     /// Redis at this URL (it may hold a password: `Debug` hides it).
@@ -127,7 +127,7 @@ impl std::fmt::Debug for StoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Embedded(dir) => write!(f, "Embedded({})", dir.display()),
-            Self::Redis(url) => write!(f, "Redis({})", crate::relay::config::redact_url(url)),
+            Self::Redis(url) => write!(f, "Redis({})", crate::relay::redact::redact_url(url)),
         }
     }
 }
@@ -135,14 +135,14 @@ impl std::fmt::Debug for StoreSpec {
 /// Why `callback_store` is refused. Never quotes it: it may hold a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("must be empty, embedded, or a redis:// or rediss:// URL")]
-pub struct StoreSpecError;
+pub(crate) struct StoreSpecError;
 
 impl StoreSpec {
     /// Reads `callback_store` (with `data_dir` for the embedded store).
     ///
     /// # Errors
     /// [`StoreSpecError`].
-    pub fn parse(text: &str, data_dir: &Path) -> Result<Self, StoreSpecError> {
+    pub(crate) fn parse(text: &str, data_dir: &Path) -> Result<Self, StoreSpecError> {
         match text {
             "" | "embedded" => Ok(Self::Embedded(data_dir.to_owned())),
             url if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -158,10 +158,13 @@ impl StoreSpec {
     ///
     /// # Errors
     /// [`StoreError::Open`] or [`StoreError::Connect`].
-    pub async fn open(&self) -> Result<Arc<dyn CallbackStore>, StoreError> {
+    pub(crate) async fn open(&self) -> Result<Arc<dyn CallbackStore>, StoreError> {
         Ok(match self {
             Self::Embedded(dir) => Arc::new(EmbeddedStore::open(&dir.join(EMBEDDED_FILE))?),
             Self::Redis(url) => Arc::new(RedisStore::connect(url).await?),
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{BackendError, CallbackStore, Lookup, StoreError};
 use crate::relay::callback::state::{CallbackRecord, CallbackState};
-use crate::relay::config::redact_url;
+use crate::relay::redact::redact_url;
 
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -16,7 +16,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The Redis store; its connection reconnects by itself.
 #[derive(Clone)]
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connection: ConnectionManager,
 }
 
@@ -35,7 +35,7 @@ impl RedisStore {
     ///
     /// # Errors
     /// [`StoreError::Connect`], naming Redis without its password.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(url: &str) -> Result<Self, StoreError> {
         let connect = |source| StoreError::Connect {
             url: redact_url(url),
             source,

@@ -4,16 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
-use powens_webhooks::{
+use crate::{
     FreshnessWindow, HmacHeaders, KeyRing, Signature, SignatureDate, SignedPrefix, Verifier,
 };
+use chrono::Utc;
 
 use super::{Fatal, load_secret, print_out, read_body};
 
 /// The request to sign or verify.
 #[derive(Debug, clap::Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// The request path Powens signs (ENDPOINT), e.g. /powens-webhook/budgea.biapi.pro/USER_SYNCED.
     #[arg(long, value_name = "PATH")]
     endpoint: String,
@@ -34,7 +34,7 @@ pub struct SignArgs {
 
 /// `verify`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
     request: SignArgs,
     /// The BI-Signature header value (base64).
@@ -47,7 +47,7 @@ pub struct VerifyArgs {
 }
 
 /// `sign`: prints the signature.
-pub fn sign(request: &SignArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn sign(request: &SignArgs) -> Result<ExitCode, Fatal> {
     let secret = load_secret(request.secret_file.as_deref())?;
     let body = read_body(request.body_file.as_deref())?;
     let date = SignatureDate::parse(&request.date).map_err(|e| e.to_string())?;
@@ -55,13 +55,13 @@ pub fn sign(request: &SignArgs) -> Result<ExitCode, Fatal> {
     let prefix = SignedPrefix::new(&method, &request.endpoint, date.raw());
     print_out(&format!(
         "{}\n",
-        powens_webhooks::sign(&secret, &prefix, &body).to_base64()
+        crate::sign(&secret, &prefix, &body).to_base64()
     ))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `verify`: prints `valid` (exit 0) or `invalid: <reason>` (exit 1).
-pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn verify(args: &VerifyArgs) -> Result<ExitCode, Fatal> {
     let request = &args.request;
     let secret = load_secret(request.secret_file.as_deref())?;
     let body = read_body(request.body_file.as_deref())?;

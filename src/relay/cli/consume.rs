@@ -3,19 +3,17 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use powens_webhooks::Domain;
-use powens_webhooks::relay::broker::Broker;
-use powens_webhooks::relay::config::AmqpUrl;
-use powens_webhooks::relay::consume::{
-    Bindings, ConsumeError, ConsumerSettings, QueueType, TealConsumer,
-};
-use powens_webhooks::relay::shutdown_signal;
+use crate::Domain;
+use crate::relay::broker::AmqpUrl;
+use crate::relay::broker::Broker;
+use crate::relay::consume::{Bindings, ConsumeError, ConsumerSettings, QueueType, TealConsumer};
+use crate::relay::shutdown_signal;
 
 use super::{Fatal, runtime};
 
 /// `consume`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct ConsumeArgs {
+pub(crate) struct ConsumeArgs {
     /// RabbitMQ URL (for a cluster, its nodes' URLs separated by commas); put one with a
     /// password in POWENS_RELAY_AMQP_URL rather than on the command line.
     #[arg(long, env = "POWENS_RELAY_AMQP_URL", hide_env_values = true)]
@@ -57,7 +55,7 @@ pub struct ConsumeArgs {
 }
 
 /// Prints each message as one JSON line, acknowledged once written.
-pub fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
     const NO_BROKER: &str = "no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL";
     let url = args.amqp_url.as_deref().ok_or(NO_BROKER)?;
     let nodes = AmqpUrl::parse_list(url).map_err(|e| format!("--amqp-url {e}"))?;

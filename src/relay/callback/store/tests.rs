@@ -2,30 +2,24 @@
 //! processes, kept across a reopen) and Redis (TeaL's keys and JSON, with a TTL), both
 //! against the same contract.
 
-use std::net::TcpStream;
-use std::time::Duration;
-
 use chrono::{TimeDelta, Utc};
-use powens_webhooks::relay::callback::store::{CallbackStore, EmbeddedStore, Lookup, StoreSpec};
-use powens_webhooks::relay::callback::{CallbackRecord, CallbackState};
 use redis::AsyncCommands;
 use url::Url;
 
-use super::unique;
+use super::{CallbackStore, EmbeddedStore, Lookup, StoreSpec};
+use crate::relay::callback::{CallbackRecord, CallbackState};
+use crate::relay::testing::redis_url;
 
-/// Redis's URL, after checking that it answers: a test that needs it fails saying how
-/// to start it, rather than passing without it.
-pub fn redis_url() -> &'static str {
-    if TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(2))
-        .is_err()
-    {
-        panic!(
-            "Redis is not reachable on 127.0.0.1:6379; start it with \
-             `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''` \
-             (or run `bash .ci/run`)"
-        );
-    }
-    "redis://127.0.0.1:6379/"
+/// A name no other test (or earlier run) uses.
+fn unique(what: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!(
+        "test_{what}_{}_{nanos:x}_{}_",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn record(expires_in: TimeDelta, redirect: Option<&str>) -> CallbackRecord {

@@ -2,29 +2,30 @@
 
 use std::process::ExitCode;
 
-use powens_webhooks::relay::config::{Overrides, RelayConfig};
-use powens_webhooks::relay::{Relay, init_logging, shutdown_signal};
+use crate::relay::config::{Overrides, RelayConfig};
+use crate::relay::logs::init_logging;
+use crate::relay::{Relay, shutdown_signal};
 
 use super::{Fatal, runtime};
 
 /// `serve`'s flags: every configuration key.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
     overrides: Overrides,
 }
 
 /// Runs the relay until SIGTERM or ctrl-c.
-pub fn serve(args: ServeArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, Fatal> {
     let config = RelayConfig::load(&args.overrides).map_err(|e| e.to_string())?;
-    init_logging(config.log_format());
+    init_logging(config.log_format);
     runtime()?.block_on(async {
         let relay = Relay::start(&config).await.map_err(|e| e.to_string())?;
         let addr = relay.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(
             %addr,
-            domains = config.webhooks().domains().len(),
-            public_path_prefix = %config.webhooks().public_path_prefix(),
+            domains = config.webhook.webhooks.domains().len(),
+            public_path_prefix = %config.webhook.webhooks.public_path_prefix(),
             "listening on {addr}"
         );
         relay.run(shutdown_signal()).await;

@@ -2,17 +2,17 @@
 
 use std::process::ExitCode;
 
+use crate::relay::callback::store::Lookup;
+use crate::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
+use crate::relay::config::{Overrides, RelayConfig};
 use chrono::{TimeDelta, Utc};
-use powens_webhooks::relay::callback::store::Lookup;
-use powens_webhooks::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
-use powens_webhooks::relay::config::{Overrides, RelayConfig};
 use url::Url;
 
 use super::{Fatal, print_out, runtime};
 
 /// `callback`'s subcommands; the store comes from the same configuration as `serve`.
 #[derive(Debug, clap::Subcommand)]
-pub enum CallbackCommand {
+pub(crate) enum CallbackCommand {
     /// Create (or replace) the callback of a state, as a client does on the dispatcher.
     Create {
         /// The state the browser will bring back.
@@ -42,7 +42,7 @@ pub enum CallbackCommand {
 }
 
 /// Runs a `callback` subcommand.
-pub fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
+pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
     match command {
         CallbackCommand::Create {
             state,

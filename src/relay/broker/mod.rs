@@ -8,123 +8,58 @@
 //! connection attempt that fails or times out moves the next attempt on to the next
 //! node in the list, round it; the caller's backoff paces the attempts, as with one node.
 
+mod backoff;
+mod error;
+mod exchanges;
+mod url;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lapin::options::ExchangeDeclareOptions;
-use lapin::types::{FieldTable, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::time::timeout;
 
-use super::config::AmqpUrl;
-use crate::amq::TealExchange;
+pub(crate) use backoff::Backoff;
+pub(crate) use error::short_string;
+pub use error::{AmqpError, BrokerError};
+pub(crate) use exchanges::Exchanges;
+pub use url::{AmqpUrl, AmqpUrlError, AmqpUrlListError};
 
 /// The AMQP heartbeat asked for when the URL sets none (seconds). lapin closes a
 /// connection that has been silent for twice this long.
-pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+pub(crate) const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 /// Default longest time one connection attempt may take.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// The first wait before reconnecting.
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long closing a connection may take (a connection cut off never answers).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// An error of the AMQP client, as text: which dependency reported it is not part of
-/// this crate's API.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct AmqpError(Arc<lapin::Error>);
+/// The broker as configured: its nodes (none: no broker), how exchanges are named and
+/// declared, and how connections are attempted.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerSettings {
+    /// The nodes of `amqp_url`, in the order given.
+    pub(crate) nodes: Vec<AmqpUrl>,
+    /// How the exchanges are named and declared.
+    pub(crate) exchanges: Exchanges,
+    /// Longest a connection attempt may take.
+    pub(crate) connect_timeout: Duration,
+    /// The longest wait between two reconnection attempts.
+    pub(crate) reconnect_max_delay: Duration,
+}
 
-impl From<lapin::Error> for AmqpError {
-    fn from(error: lapin::Error) -> Self {
-        Self(Arc::new(error))
+impl BrokerSettings {
+    /// The broker, with the configured connect time-out; `None` without `amqp_url`.
+    pub(crate) fn broker(&self) -> Option<Broker> {
+        Broker::cluster(self.nodes.clone())
+            .map(|broker| broker.with_connect_timeout(self.connect_timeout))
     }
-}
-
-/// Why the broker could not be reached or set up.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum BrokerError {
-    /// The connection (TCP, TLS, AMQP handshake, login) failed.
-    #[error("cannot connect to the broker at {url}: {source}")]
-    Connect {
-        /// The broker's URL, without its password.
-        url: String,
-        /// What failed.
-        source: AmqpError,
-    },
-    /// The connection attempt took longer than the connect time-out.
-    #[error(
-        "cannot connect to the broker at {url}: no answer within {secs} s (connect_timeout_secs)"
-    )]
-    ConnectTimeout {
-        /// The broker's URL, without its password.
-        url: String,
-        /// The time-out, in seconds.
-        secs: f64,
-    },
-    /// A step after connecting failed: opening a channel, enabling confirms, setting
-    /// the prefetch count, declaring the queue, consuming.
-    #[error("cannot {step}: {source}")]
-    Setup {
-        /// What was being done.
-        step: &'static str,
-        /// What failed.
-        source: AmqpError,
-    },
-    /// An exchange could not be declared: a 406 means it exists with other flags.
-    #[error(
-        "cannot declare exchange {exchange} (durable = {durable}): {source}; if it exists with other flags, set exchange_durable to match"
-    )]
-    Declare {
-        /// The exchange.
-        exchange: String,
-        /// The durability asked for.
-        durable: bool,
-        /// What failed.
-        source: AmqpError,
-    },
-    /// A queue binding could not be added or removed.
-    #[error("cannot bind or unbind the queue to {exchange} with key {key}: {source}")]
-    Bind {
-        /// The exchange.
-        exchange: String,
-        /// The routing key.
-        key: String,
-        /// What failed.
-        source: AmqpError,
-    },
-    /// A name, routing key or message id is longer than AMQP allows.
-    #[error("a name, routing key or message id is {len} bytes long, more than the 255 AMQP allows")]
-    NameTooLong {
-        /// Its length in bytes.
-        len: usize,
-    },
-}
-
-impl BrokerError {
-    /// A failure of `step` after connecting.
-    pub(crate) fn setup(step: &'static str) -> impl FnOnce(lapin::Error) -> Self {
-        move |e| Self::Setup {
-            step,
-            source: e.into(),
-        }
-    }
-}
-
-/// `text` as an AMQP short string (names, routing keys, message ids: 255 bytes at most).
-///
-/// # Errors
-/// [`BrokerError::NameTooLong`].
-pub fn short_string(text: &str) -> Result<ShortString, BrokerError> {
-    ShortString::try_new(text).map_err(|_| BrokerError::NameTooLong { len: text.len() })
 }
 
 /// How to reach the broker: one node, or the nodes of a cluster tried in turn (see the
 /// module documentation). Clones share which node is in use.
 #[derive(Debug, Clone)]
-pub struct Broker {
+pub(crate) struct Broker {
     nodes: Arc<[AmqpUrl]>,
     cursor: Arc<Cursor>,
     connect_timeout: Duration,
@@ -167,13 +102,13 @@ impl Drop for MoveOn<'_> {
 
 impl Broker {
     /// The broker at `url`, with the default connect time-out.
-    pub fn new(url: AmqpUrl) -> Self {
+    pub(crate) fn new(url: AmqpUrl) -> Self {
         Self::starting_at(Arc::from([url]), 0)
     }
 
     /// The nodes of one cluster, tried in turn from one drawn at random; `None` if
     /// `nodes` is empty.
-    pub fn cluster(nodes: Vec<AmqpUrl>) -> Option<Self> {
+    pub(crate) fn cluster(nodes: Vec<AmqpUrl>) -> Option<Self> {
         let start = (!nodes.is_empty()).then(|| fastrand::usize(..nodes.len()))?;
         Some(Self::starting_at(Arc::from(nodes), start))
     }
@@ -193,26 +128,27 @@ impl Broker {
 
     /// Bounds each connection attempt (and the set-up run with [`Broker::bounded`]).
     #[must_use]
-    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+    pub(crate) fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
         self.connect_timeout = connect_timeout;
         self
     }
 
     /// The name the connection shows in RabbitMQ's management UI.
     #[must_use]
-    pub fn with_connection_name(mut self, name: &'static str) -> Self {
+    pub(crate) fn with_connection_name(mut self, name: &'static str) -> Self {
         self.connection_name = name;
         self
     }
 
-    /// The nodes, in the order they are tried (their `Display` hides the password).
-    pub fn nodes(&self) -> &[AmqpUrl] {
+    /// The nodes, in the order they are tried.
+    #[cfg(test)]
+    pub(crate) fn nodes(&self) -> &[AmqpUrl] {
         &self.nodes
     }
 
     /// The node of the last connection made, whether or not it is still up: say it
     /// with the caller's own view of the connection's health.
-    pub fn node_in_use(&self) -> Option<&AmqpUrl> {
+    pub(crate) fn node_in_use(&self) -> Option<&AmqpUrl> {
         let in_use = self.cursor.in_use.load(Ordering::Acquire);
         in_use.checked_sub(1).and_then(|i| self.nodes.get(i))
     }
@@ -227,7 +163,7 @@ impl Broker {
     ///
     /// # Errors
     /// The last attempt's.
-    pub async fn first_of_each<T>(
+    pub(crate) async fn first_of_each<T>(
         &self,
         mut attempt: impl AsyncFnMut() -> Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
@@ -248,7 +184,7 @@ impl Broker {
     ///
     /// # Errors
     /// `setup`'s, or [`BrokerError::ConnectTimeout`].
-    pub async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         setup: impl Future<Output = Result<T, BrokerError>>,
     ) -> Result<T, BrokerError> {
@@ -268,7 +204,7 @@ impl Broker {
     ///
     /// # Errors
     /// [`BrokerError::Connect`] or [`BrokerError::Setup`].
-    pub async fn open(&self) -> Result<(Connection, Channel), BrokerError> {
+    pub(crate) async fn open(&self) -> Result<(Connection, Channel), BrokerError> {
         let count = self.nodes.len();
         let index = self.cursor.next.load(Ordering::Acquire) % count;
         self.cursor.attempted.store(index, Ordering::Release);
@@ -302,88 +238,9 @@ impl Broker {
     }
 }
 
-/// TeaL's exchanges as this deployment names and declares them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Exchanges {
-    /// Prefix of the names (TeaL: none), e.g. `teal_`.
-    pub prefix: String,
-    /// Declared durable (TeaL: not).
-    pub durable: bool,
-}
-
-impl Exchanges {
-    /// The full name of `exchange`.
-    pub fn name(&self, exchange: TealExchange) -> String {
-        exchange.name(&self.prefix)
-    }
-
-    /// Declares each of `which` as a direct exchange with the configured durability.
-    ///
-    /// # Errors
-    /// [`BrokerError::Declare`] (a 406 means it exists with other flags; the channel is
-    /// then closed by the broker).
-    pub async fn declare(
-        &self,
-        channel: &Channel,
-        which: &[TealExchange],
-    ) -> Result<(), BrokerError> {
-        for exchange in which {
-            let name = self.name(*exchange);
-            channel
-                .exchange_declare(
-                    short_string(&name)?,
-                    ExchangeKind::Direct,
-                    ExchangeDeclareOptions {
-                        durable: self.durable,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| BrokerError::Declare {
-                    exchange: name,
-                    durable: self.durable,
-                    source: e.into(),
-                })?;
-        }
-        Ok(())
-    }
-}
-
-/// Waits between reconnection attempts: 50 ms, doubling up to a cap, each wait drawn
-/// between half and all of it (jitter, so that many clients do not reconnect in step).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    delay: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// A backoff capped at `max`.
-    pub fn new(max: Duration) -> Self {
-        Self {
-            delay: FIRST_RETRY_DELAY.min(max),
-            max,
-        }
-    }
-
-    /// The next wait.
-    pub fn next_wait(&mut self) -> Duration {
-        let wait = jittered(self.delay);
-        self.delay = self.delay.saturating_mul(2).min(self.max);
-        wait
-    }
-}
-
-/// A wait drawn uniformly between half of `delay` and all of it.
-fn jittered(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + half.mul_f64(fastrand::f64())
-}
-
 /// Closes `channel` and `connection` politely, giving up after a short time-out (a link
 /// cut off from the broker never answers); dropping them then releases what is left.
-pub async fn close(connection: &Connection, channel: &Channel, reason: &str) {
+pub(crate) async fn close(connection: &Connection, channel: &Channel, reason: &str) {
     let close = async {
         if channel.status().connected() {
             let _ = channel.close(200, reason.into()).await;
@@ -404,29 +261,6 @@ pub async fn close(connection: &Connection, channel: &Channel, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jitter_stays_between_half_and_all_of_the_delay() {
-        let delay = Duration::from_millis(800);
-        let waits: Vec<_> = (0..1000).map(|_| jittered(delay)).collect();
-        assert!(waits.iter().all(|w| *w >= delay / 2 && *w <= delay));
-        // Spread, not a constant: some in each half of the range.
-        assert!(waits.iter().any(|w| *w < delay * 3 / 4));
-        assert!(waits.iter().any(|w| *w > delay * 3 / 4));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let mut backoff = Backoff::new(Duration::from_millis(400));
-        let caps: Vec<_> = (0..6)
-            .map(|_| backoff.next_wait())
-            .zip([50, 100, 200, 400, 400, 400])
-            .collect();
-        for (wait, cap) in caps {
-            let cap = Duration::from_millis(cap);
-            assert!(wait >= cap / 2 && wait <= cap, "{wait:?} vs {cap:?}");
-        }
-    }
 
     /// The node each failed attempt named, in order.
     async fn failed_attempts(broker: &Broker, attempts: usize) -> Vec<String> {
@@ -474,14 +308,5 @@ mod tests {
     #[test]
     fn a_cluster_needs_a_node() {
         assert!(Broker::cluster(Vec::new()).is_none());
-    }
-
-    #[test]
-    fn long_names_are_refused_with_their_length() {
-        assert!(short_string(&"x".repeat(255)).is_ok());
-        assert!(matches!(
-            short_string(&"x".repeat(256)),
-            Err(BrokerError::NameTooLong { len: 256 })
-        ));
     }
 }

@@ -1,7 +1,7 @@
 //! Properties of the listener's parsers: the packed-state decoder against an encoder
 //! written from Powens' format, and `full_url` checking, over generated input.
 
-use powens_webhooks::relay::callback::{FullUrl, Query, decode_packed};
+use super::{FullUrl, Query, decode_packed};
 use proptest::prelude::*;
 use url::Url;
 

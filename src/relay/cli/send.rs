@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use powens_webhooks::relay::send::{Target, send as post};
+use crate::relay::send::{Target, send as post};
 
 use super::{Fatal, load_secret, print_out, read_body, runtime};
 
 /// `send`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     /// The webhook URL, e.g. http://127.0.0.1:8080/powens-webhook/budgea.biapi.pro/USER_SYNCED
     /// (or without the event, given with --event). Its path is the signed ENDPOINT.
     url: String,
@@ -25,7 +25,7 @@ pub struct SendArgs {
 }
 
 /// Signs and posts; exit 0 on a 2xx, 1 otherwise.
-pub fn send(args: &SendArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn send(args: &SendArgs) -> Result<ExitCode, Fatal> {
     let target = Target::parse(&args.url, args.event.as_deref()).map_err(|e| e.to_string())?;
     let secret = load_secret(args.secret_file.as_deref())?;
     let body = read_body(args.body_file.as_deref())?;

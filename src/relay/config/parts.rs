@@ -1,0 +1,262 @@
+//! The configuration read part by part: each part's keys into its own settings, every
+//! problem collected, then the whole assembled only when there is none.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::domains::{self, SecretRefs};
+use super::keys::{self, Key};
+use super::read::{self, Reader, check_exchange_prefix};
+use super::{ConfigError, Problem, RelayConfig};
+use crate::axum::{DomainPolicy, WebhookConfig, check_path_prefix};
+use crate::relay::broker::{AmqpUrl, BrokerSettings, Exchanges};
+use crate::relay::callback::store::StoreSpec;
+use crate::relay::dispatch::DispatcherSettings;
+use crate::relay::listener::ListenerSettings;
+use crate::relay::logs::LogFormat;
+use crate::relay::publish::{PublisherSettings, Unroutable};
+use crate::relay::secret_ref::SecretRef;
+use crate::relay::server::ServerSettings;
+use crate::relay::webhook::WebhookSettings;
+use crate::verify::FreshnessWindow;
+
+/// Every part's settings, from `r`; the domains are required unless `need_domains` is
+/// false (the dispatcher receives no webhook).
+pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayConfig, ConfigError> {
+    let server = server(r, keys::LISTEN);
+    let broker = broker(r);
+    let unroutable = match r.text(keys::UNROUTABLE).as_str() {
+        "accept" => Unroutable::Accept,
+        _ => Unroutable::Reject,
+    };
+    let public_path_prefix = r.text(keys::PUBLIC_PATH_PREFIX);
+    if let Err(e) = check_path_prefix(&public_path_prefix) {
+        r.problem(keys::PUBLIC_PATH_PREFIX.name, e.to_string());
+    }
+    let body_limit = r.count(keys::BODY_LIMIT_BYTES, 1, u64::MAX);
+    let freshness = FreshnessWindow::new(
+        r.seconds(keys::SIGNATURE_MAX_AGE_SECS, 0),
+        r.seconds(keys::SIGNATURE_MAX_AHEAD_SECS, 0),
+    );
+    let publisher = PublisherSettings {
+        unroutable,
+        publish_timeout: r.seconds(keys::PUBLISH_TIMEOUT_SECS, 1),
+    };
+    let max_in_flight = r.count(keys::MAX_IN_FLIGHT, 1, 1_000_000);
+    let log_format = match r.text(keys::LOG_FORMAT).as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    let store = store(r);
+    let listener = listener(r, server.listen);
+    let dispatcher = dispatcher(r, &server, &listener.public_url, &public_path_prefix);
+    let file_domains = std::mem::take(&mut r.file.domains);
+    let overrides = r.overrides;
+    let mut problem = |key: &str, message: String| r.problem(key, message);
+    let (domains, refs) = domains::resolve(
+        file_domains,
+        overrides.domains(),
+        need_domains,
+        &mut problem,
+    );
+    if !r.problems.is_empty() {
+        let mut problems = std::mem::take(&mut r.problems);
+        // In the order of the keys table, whatever order the parts read them in: the
+        // file's own problems (unknown keys) first, the domains last.
+        problems.sort_by_key(|p| match keys::KEYS.iter().position(|k| k.name == p.key) {
+            Some(i) => i + 1,
+            None if p.key.starts_with("domains") || p.key.starts_with("--domain") => usize::MAX,
+            None => 0,
+        });
+        return Err(ConfigError::Invalid { problems });
+    }
+    let builder = domains
+        .into_iter()
+        .fold(WebhookConfig::builder(), |b, (domain, ring)| match ring {
+            Some(ring) => b.verify(domain, ring),
+            None => b.forward(domain),
+        })
+        .freshness(freshness)
+        .body_limit(body_limit)
+        .read_timeout(server.read_timeout)
+        .public_path_prefix(public_path_prefix);
+    let built = if need_domains {
+        builder.build()
+    } else {
+        builder.build_any()
+    };
+    let webhooks = built.map_err(|e| ConfigError::Invalid {
+        problems: vec![Problem {
+            key: "domains".into(),
+            message: e.to_string(),
+        }],
+    })?;
+    Ok(RelayConfig {
+        server,
+        broker,
+        publisher,
+        webhook: WebhookSettings {
+            webhooks: webhooks.clone(),
+            max_in_flight,
+        },
+        store,
+        listener,
+        dispatcher,
+        log_format,
+        secrets: Secrets {
+            refs,
+            freshness,
+            webhooks,
+        },
+    })
+}
+
+/// A server listening on the address of key `listen`, with the connection limits.
+fn server(r: &mut Reader<'_>, listen: &Key) -> ServerSettings {
+    ServerSettings {
+        listen: address(r, listen),
+        max_connections: r.count(keys::MAX_CONNECTIONS, 1, 1_000_000),
+        read_timeout: r.seconds(keys::READ_TIMEOUT_SECS, 1),
+        max_header_bytes: r.count(keys::MAX_HEADER_BYTES, 1024, 1024 * 1024),
+    }
+}
+
+/// The address of key `key`.
+fn address(r: &mut Reader<'_>, key: &Key) -> SocketAddr {
+    r.text(key).parse::<SocketAddr>().unwrap_or_else(|_| {
+        let example = key.default.unwrap_or("127.0.0.1:8080");
+        r.problem(
+            key.name,
+            format!("must be an IP address and port, e.g. {example}"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    })
+}
+
+fn broker(r: &mut Reader<'_>) -> BrokerSettings {
+    let nodes = AmqpUrl::parse_list(&r.text(keys::AMQP_URL)).unwrap_or_else(|e| {
+        r.problem(keys::AMQP_URL.name, e.to_string());
+        Vec::new()
+    });
+    let prefix = r.text(keys::EXCHANGE_PREFIX);
+    if let Err(m) = check_exchange_prefix(&prefix) {
+        r.problem(keys::EXCHANGE_PREFIX.name, m);
+    }
+    BrokerSettings {
+        nodes,
+        exchanges: Exchanges {
+            prefix,
+            durable: r.flag(keys::EXCHANGE_DURABLE),
+        },
+        connect_timeout: r.seconds(keys::CONNECT_TIMEOUT_SECS, 1),
+        reconnect_max_delay: r.seconds(keys::RECONNECT_MAX_DELAY_SECS, 1),
+    }
+}
+
+/// The callback store (`callback_store`, `data_dir`).
+pub(super) fn store(r: &mut Reader<'_>) -> StoreSpec {
+    let data_dir = PathBuf::from(r.text(keys::DATA_DIR));
+    StoreSpec::parse(&r.text(keys::CALLBACK_STORE), &data_dir).unwrap_or_else(|e| {
+        r.problem(keys::CALLBACK_STORE.name, e.to_string());
+        StoreSpec::Embedded(data_dir)
+    })
+}
+
+fn listener(r: &mut Reader<'_>, listen: SocketAddr) -> ListenerSettings {
+    let public_url = read::public_url(&r.text(keys::PUBLIC_URL), listen).unwrap_or_else(|m| {
+        r.problem(keys::PUBLIC_URL.name, m);
+        read::default_public_url(listen)
+    });
+    let fallback_hosts = read::hosts(&r.text(keys::REDIRECT_FALLBACK_HOSTS)).unwrap_or_else(|m| {
+        r.problem(keys::REDIRECT_FALLBACK_HOSTS.name, m);
+        Vec::new()
+    });
+    ListenerSettings {
+        public_url,
+        one_shot: r.flag(keys::CALLBACK_ONE_SHOT),
+        fallback_hosts,
+    }
+}
+
+/// The dispatcher's keys; its server takes the connection limits of `server`, its
+/// `listener_url` defaults to `public_url`.
+fn dispatcher(
+    r: &mut Reader<'_>,
+    server: &ServerSettings,
+    public_url: &url::Url,
+    path_prefix: &str,
+) -> DispatcherSettings {
+    let hosted = r.flag(keys::DISPATCHER);
+    let listen = address(r, keys::DISPATCHER_LISTEN);
+    let listener_url = match r.text(keys::LISTENER_URL) {
+        text if text.is_empty() => public_url.clone(),
+        text => read::public_url(&text, listen).unwrap_or_else(|m| {
+            r.problem(keys::LISTENER_URL.name, m);
+            public_url.clone()
+        }),
+    };
+    let password = SecretRef::parse(&r.text(keys::DISPATCHER_PASSWORD)).unwrap_or_else(|e| {
+        r.problem(keys::DISPATCHER_PASSWORD.name, e.to_string());
+        SecretRef::Env("POWENS_RELAY_DISPATCHER_PASSWORD".into())
+    });
+    DispatcherSettings {
+        hosted,
+        server: ServerSettings { listen, ..*server },
+        listener_url,
+        path_prefix: path_prefix.to_owned(),
+        password,
+        max_clients: r.count(keys::DISPATCHER_MAX_CLIENTS, 1, 10_000_000),
+        queue_len: r.count(keys::DISPATCHER_QUEUE_LEN, 1, 1_000_000),
+        ping_interval: r.seconds(keys::DISPATCHER_PING_SECS, 1),
+    }
+}
+
+/// Where the verify-mode domains' secrets come from, and the webhook configuration
+/// whose key rings they make: read again on SIGHUP.
+#[derive(Debug, Clone)]
+pub(crate) struct Secrets {
+    refs: SecretRefs,
+    freshness: FreshnessWindow,
+    webhooks: WebhookConfig,
+}
+
+impl Secrets {
+    /// Reads every secret again (a `file:` secret may have been rotated) and, if all
+    /// can be read, swaps the new key rings into the webhook configuration (shared by
+    /// every router built from it); the rest is unchanged. `serve` does this on
+    /// SIGHUP. Returns the number of domains served.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming each secret that cannot be read; the key rings
+    /// in use then stay.
+    pub(crate) fn reload(&self) -> Result<usize, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                message,
+            });
+        };
+        let mut domains: BTreeMap<_, _> = self
+            .webhooks
+            .domains()
+            .iter()
+            .map(|(d, p)| (d.clone(), p.clone()))
+            .collect();
+        for (domain, (key, refs)) in &self.refs {
+            if let Some(ring) = domains::key_ring(key, refs.iter().enumerate(), &mut problem) {
+                domains.insert(
+                    domain.clone(),
+                    DomainPolicy::verify(domain, ring, self.freshness),
+                );
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid { problems });
+        }
+        let count = domains.len();
+        self.webhooks.set_domains(domains);
+        Ok(count)
+    }
+}
