@@ -26,7 +26,7 @@ use super::callback::{
     final_url, split_ampersand,
 };
 use super::ops::{current_request_id, no_route};
-use super::publish::{Outgoing, Publisher};
+use super::publish::{Exchange, Outgoing, Publisher};
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
 use crate::amq::TealExchange;
 use crate::headers::BearerToken;
@@ -64,8 +64,8 @@ pub(crate) struct Listener {
     public_url: Url,
     one_shot: bool,
     fallback_hosts: Vec<String>,
-    callbacks_exchange: String,
-    ciba_exchange: String,
+    callbacks_exchange: Exchange,
+    ciba_exchange: Exchange,
 }
 
 impl Listener {
@@ -83,8 +83,8 @@ impl Listener {
             public_url: settings.public_url.clone(),
             one_shot: settings.one_shot,
             fallback_hosts: settings.fallback_hosts.clone(),
-            callbacks_exchange: exchanges.name(TealExchange::Callbacks),
-            ciba_exchange: exchanges.name(TealExchange::OpenIdCibaCallbacks),
+            callbacks_exchange: Exchange::of(TealExchange::Callbacks, exchanges),
+            ciba_exchange: Exchange::of(TealExchange::OpenIdCibaCallbacks, exchanges),
         }
     }
 

@@ -126,7 +126,7 @@ impl Publisher for MemoryPublisher {
                 Some(failure) => Err(failure.into()),
                 None => {
                     state.published.push(Published {
-                        exchange: message.exchange.clone(),
+                        exchange: message.exchange.name.to_string(),
                         routing_key: message.routing_key.clone(),
                         message_id: message.message_id.clone(),
                         body: message.body.clone(),

@@ -13,9 +13,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 
+use super::broker::Exchanges;
 use super::ops::current_request_id;
-use super::publish::{Outgoing, Publisher};
+use super::publish::{Exchange, Outgoing, Publisher};
 use super::reply::{Outcome, RETRY_AFTER_OVERLOADED, Refusal};
+use crate::amq::TealExchange;
 use crate::axum::{SignedOver, VerifiedPowensWebhook, WebhookConfig};
 use crate::message::TealMessage;
 
@@ -33,17 +35,17 @@ pub(crate) struct WebhookRoute {
     webhooks: WebhookConfig,
     in_flight: Semaphore,
     max_in_flight: usize,
-    exchange: Arc<str>,
+    exchange: Exchange,
     publisher: Arc<dyn Publisher>,
     confirm_seconds: Histogram,
 }
 
 impl WebhookRoute {
-    /// The route for `settings`, publishing on `exchange` with `publisher`; its metric
-    /// registered in `registry`.
+    /// The route for `settings`, publishing on the webhook exchange of `exchanges` with
+    /// `publisher`; its metric registered in `registry`.
     pub(crate) fn new(
         settings: &WebhookSettings,
-        exchange: String,
+        exchanges: &Exchanges,
         publisher: Arc<dyn Publisher>,
         registry: &mut Registry,
     ) -> Self {
@@ -58,7 +60,7 @@ impl WebhookRoute {
             webhooks: settings.webhooks.clone(),
             in_flight: Semaphore::new(settings.max_in_flight),
             max_in_flight: settings.max_in_flight,
-            exchange: exchange.into(),
+            exchange: Exchange::of(TealExchange::PowensDomainWebhooks, exchanges),
             publisher,
             confirm_seconds,
         }
@@ -112,7 +114,7 @@ async fn relay_webhook(
     let signed_over = webhook.signed_over();
     let message = webhook.into_message()?;
     let outgoing = Outgoing {
-        exchange: route.exchange.to_string(),
+        exchange: route.exchange.clone(),
         routing_key: message.routing_key().to_owned(),
         message_id: message.id_webhook_data().map(|id| id.to_string()),
         body: message.to_json(),

@@ -134,7 +134,6 @@ impl Relay {
                 let (dispatcher, bus) = dispatch::Dispatcher::in_process(
                     &config.dispatcher,
                     store.clone(),
-                    &broker.exchanges,
                     config.publisher.unroutable,
                 )?;
                 (bus, Some(dispatcher))
@@ -240,7 +239,7 @@ pub(crate) fn router(
     let mut composition = Composition::new();
     let webhook = WebhookRoute::new(
         &config.webhook,
-        exchanges.name(TealExchange::PowensDomainWebhooks),
+        exchanges,
         publisher.clone(),
         &mut composition.registry,
     );

@@ -13,7 +13,7 @@ pub(crate) mod store;
 pub(crate) use ciba::CibaNotification;
 pub(crate) use query::{FullUrl, MAX_PARAMS, Query, split_ampersand};
 pub(crate) use redirect::{decode_base64_json, decode_packed, fallback, final_url};
-pub(crate) use state::{CallbackRecord, CallbackState, StateError, check_lifetime};
+pub(crate) use state::{CallbackRecord, CallbackState, LifetimeError, StateError, check_lifetime};
 
 #[cfg(test)]
 mod properties;

@@ -113,9 +113,12 @@ impl CallbackRecord {
     }
 
     /// TeaL's JSON.
-    pub(crate) fn to_json(&self) -> String {
-        // A record of plain fields always serialises.
-        serde_json::to_string(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// serde_json's, should a record ever fail to serialize: an error, never an empty
+    /// record in the store.
+    pub(crate) fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
 
     /// Reads TeaL's JSON; `None` when it is not (TeaL counts that as unknown).
@@ -223,7 +226,7 @@ mod tests {
             + chrono::TimeDelta::milliseconds(500);
         assert_eq!(record.expires_at, Some(at));
         assert_eq!(
-            record.to_json(),
+            record.to_json().unwrap(),
             r#"{"expires_at":"2024-03-04T09:00:10.500000","final_redirect_url":"https://app.example.org/done?x=1","with_fragment":false}"#
         );
         assert!(!record.is_expired(at - chrono::TimeDelta::microseconds(1)));

@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use crate::relay::callback::store::Lookup;
+use crate::relay::callback::store::{BackendError, Lookup, StoreError};
 use crate::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
 use crate::relay::config::{Overrides, RelayConfig};
 use chrono::{TimeDelta, Utc};
 use url::Url;
 
-use super::{Fatal, print_out, runtime};
+use super::{CliError, print_out, runtime};
 
 /// `callback`'s subcommands; the store comes from the same configuration as `serve`.
 #[derive(Debug, clap::Subcommand)]
@@ -42,7 +42,7 @@ pub(crate) enum CallbackCommand {
 }
 
 /// Runs a `callback` subcommand.
-pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
+pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, CliError> {
     match command {
         CallbackCommand::Create {
             state,
@@ -51,13 +51,13 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
             with_fragment,
             overrides,
         } => {
-            let state = CallbackState::parse(&state).map_err(|e| format!("--state: {e}"))?;
+            let state = CallbackState::parse(&state).map_err(CliError::State)?;
             let final_redirect_url = final_redirect_url
                 .map(|u| {
                     Url::parse(&u)
                         .ok()
                         .filter(|u| matches!(u.scheme(), "http" | "https"))
-                        .ok_or("--final-redirect-url must be an http:// or https:// URL")
+                        .ok_or(CliError::RedirectUrl)
                 })
                 .transpose()?;
             let now = Utc::now();
@@ -65,32 +65,25 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
                 .ok()
                 .and_then(TimeDelta::try_seconds)
                 .and_then(|d| now.checked_add_signed(d))
-                .ok_or("--expires-in is too large")?;
-            check_lifetime(expires_at, now).map_err(|e| format!("--expires-in: {e}"))?;
+                .ok_or(CliError::ExpiresInTooLarge)?;
+            check_lifetime(expires_at, now).map_err(CliError::ExpiresIn)?;
             let record = CallbackRecord::new(expires_at, final_redirect_url, with_fragment);
-            let spec = RelayConfig::load_store(&overrides).map_err(|e| e.to_string())?;
+            let spec = RelayConfig::load_store(&overrides)?;
             runtime()?.block_on(async {
-                let store = spec.open().await.map_err(|e| e.to_string())?;
-                store
-                    .put(&state, &record)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                print_out(&format!("{}\n", record.to_json()))?;
+                let store = spec.open().await?;
+                store.put(&state, &record).await?;
+                print_out(&format!("{}\n", record_json(&record)?))?;
                 Ok(ExitCode::SUCCESS)
             })
         }
         CallbackCommand::Show { state, overrides } => {
-            let state = CallbackState::parse(&state).map_err(|e| format!("--state: {e}"))?;
-            let spec = RelayConfig::load_store(&overrides).map_err(|e| e.to_string())?;
+            let state = CallbackState::parse(&state).map_err(CliError::State)?;
+            let spec = RelayConfig::load_store(&overrides)?;
             runtime()?.block_on(async {
-                let store = spec.open().await.map_err(|e| e.to_string())?;
-                match store
-                    .read(&state, Lookup::get(Utc::now()))
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
+                let store = spec.open().await?;
+                match store.read(&state, Lookup::get(Utc::now())).await? {
                     Some(record) => {
-                        print_out(&format!("{}\n", record.to_json()))?;
+                        print_out(&format!("{}\n", record_json(&record)?))?;
                         Ok(ExitCode::SUCCESS)
                     }
                     None => {
@@ -101,4 +94,11 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, Fatal> {
             })
         }
     }
+}
+
+/// The record as TeaL's JSON.
+fn record_json(record: &CallbackRecord) -> Result<String, CliError> {
+    record
+        .to_json()
+        .map_err(|e| CliError::Store(StoreError::Backend(BackendError::new(e))))
 }

@@ -9,7 +9,7 @@ use crate::relay::broker::Broker;
 use crate::relay::consume::{Bindings, ConsumeError, ConsumerSettings, QueueType, TealConsumer};
 use crate::relay::shutdown_signal;
 
-use super::{Fatal, runtime};
+use super::{CliError, runtime};
 
 /// `consume`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -55,16 +55,15 @@ pub(crate) struct ConsumeArgs {
 }
 
 /// Prints each message as one JSON line, acknowledged once written.
-pub(crate) fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
-    const NO_BROKER: &str = "no broker: give --amqp-url URL, or set POWENS_RELAY_AMQP_URL";
-    let url = args.amqp_url.as_deref().ok_or(NO_BROKER)?;
-    let nodes = AmqpUrl::parse_list(url).map_err(|e| format!("--amqp-url {e}"))?;
-    let broker = Broker::cluster(nodes).ok_or(NO_BROKER)?;
+pub(crate) fn consume(args: ConsumeArgs) -> Result<ExitCode, CliError> {
+    let url = args.amqp_url.as_deref().ok_or(CliError::NoBroker)?;
+    let nodes = AmqpUrl::parse_list(url).map_err(CliError::AmqpUrl)?;
+    let broker = Broker::cluster(nodes).ok_or(CliError::NoBroker)?;
     let bindings = Bindings {
         domains: args
             .domain
             .iter()
-            .map(|d| Domain::parse(d).map_err(|e| format!("--domain: {e}")))
+            .map(|d| Domain::parse(d).map_err(CliError::Domain))
             .collect::<Result<_, _>>()?,
         ..Bindings::default()
     };
@@ -76,9 +75,7 @@ pub(crate) fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
         ..ConsumerSettings::default()
     };
     runtime()?.block_on(async {
-        let mut consumer = TealConsumer::connect_to(broker, &settings, &bindings)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut consumer = TealConsumer::connect_to(broker, &settings, &bindings).await?;
         eprintln!("consuming from queue {}", consumer.queue());
         let mut received = 0u64;
         // SIGTERM or ctrl-c ends consuming cleanly (exit 0). A message received but not
@@ -99,9 +96,9 @@ pub(crate) fn consume(args: ConsumeArgs) -> Result<ExitCode, Fatal> {
             };
             match printed {
                 Ok(Ok(())) => received += 1,
-                Ok(Err(e)) => return Err(format!("cannot write to standard output: {e}")),
+                Ok(Err(e)) => return Err(CliError::Stdout(e)),
                 Err(e @ ConsumeError::Malformed { .. }) => eprintln!("skipped: {e}"),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
         consumer.close().await;

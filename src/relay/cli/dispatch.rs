@@ -7,7 +7,7 @@ use crate::relay::config::{Overrides, RelayConfig};
 use crate::relay::logs::init_logging;
 use crate::relay::shutdown_signal;
 
-use super::{Fatal, runtime};
+use super::{CliError, runtime};
 
 /// `dispatch`'s flags: every configuration key, as `serve`.
 #[derive(Debug, clap::Args)]
@@ -17,14 +17,12 @@ pub(crate) struct DispatchArgs {
 }
 
 /// Runs the dispatcher until SIGTERM or ctrl-c.
-pub(crate) fn dispatch(args: DispatchArgs) -> Result<ExitCode, Fatal> {
-    let config = RelayConfig::load_for_dispatch(&args.overrides).map_err(|e| e.to_string())?;
+pub(crate) fn dispatch(args: DispatchArgs) -> Result<ExitCode, CliError> {
+    let config = RelayConfig::load_for_dispatch(&args.overrides)?;
     init_logging(config.log_format);
     runtime()?.block_on(async {
-        let dispatcher = Dispatcher::start(&config)
-            .await
-            .map_err(|e| e.to_string())?;
-        let addr = dispatcher.local_addr().map_err(|e| e.to_string())?;
+        let dispatcher = Dispatcher::start(&config).await?;
+        let addr = dispatcher.local_addr().map_err(CliError::LocalAddr)?;
         tracing::info!(
             %addr,
             listener_url = %config.dispatcher.listener_url,

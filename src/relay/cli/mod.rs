@@ -4,6 +4,7 @@
 mod callback;
 mod consume;
 mod dispatch;
+mod error;
 mod send;
 mod serve;
 mod sign;
@@ -20,13 +21,12 @@ use crate::relay::redact::url_has_password;
 /// Environment variable holding the webhook secret for `sign`, `verify` and `send`.
 pub(crate) const SECRET_ENV: &str = "POWENS_WEBHOOK_SECRET";
 
-/// A failure to run a command at all (exit 2), as opposed to an invalid signature.
-pub(crate) type Fatal = String;
+pub(crate) use error::CliError;
 
 /// Refuses a flag whose URL carries a password (`--amqp-url`, `--callback-store`): the
 /// command line is visible to every local user (`ps`, `/proc`). The environment variable
 /// and the file are not.
-pub(crate) fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fatal> {
+pub(crate) fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), CliError> {
     let mut current = matches;
     while let Some((_, sub)) = current.subcommand() {
         for (flag, key) in [
@@ -38,11 +38,11 @@ pub(crate) fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fata
                     sub.value_source(key) == Some(clap::parser::ValueSource::CommandLine)
                 });
             if from_flag.is_some_and(|url| url_has_password(url)) {
-                let variable = format!("POWENS_RELAY_{}", key.to_ascii_uppercase());
-                return Err(format!(
-                    "{flag} holds a password, which every local user can read on the command \
-                     line: set {variable} (or {key} in the configuration file) instead"
-                ));
+                return Err(CliError::PasswordInArgv {
+                    flag,
+                    variable: format!("POWENS_RELAY_{}", key.to_ascii_uppercase()),
+                    key,
+                });
             }
         }
         current = sub;
@@ -53,49 +53,47 @@ pub(crate) fn no_password_in_argv(matches: &clap::ArgMatches) -> Result<(), Fata
 /// Writes `text` to standard output. A reader that has gone (`| head -n 1`) is not an
 /// error, where `println!` would panic: what it did not read, it did not want. Any
 /// other failure (a full disk) is.
-pub(crate) fn print_out(text: &str) -> Result<(), Fatal> {
+pub(crate) fn print_out(text: &str) -> Result<(), CliError> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("cannot write to standard output: {e}"))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Stdout(e)),
         _ => Ok(()),
     }
 }
 
 /// A Tokio runtime for the commands that need one.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     // A worker writes its log lines before it sleeps, in one write under load.
     builder
         .on_thread_park(crate::relay::logs::flush_log_lines)
         .on_thread_stop(crate::relay::logs::flush_log_lines);
-    builder
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+    builder.build().map_err(CliError::Runtime)
 }
 
 /// The webhook secret, from `file` or [`SECRET_ENV`].
-pub(crate) fn load_secret(file: Option<&Path>) -> Result<Secret, Fatal> {
+pub(crate) fn load_secret(file: Option<&Path>) -> Result<Secret, CliError> {
     match file {
         Some(path) => Secret::from_file(path),
         None => Secret::from_env(SECRET_ENV),
     }
-    .map_err(|e| format!("{e}; give the secret in {SECRET_ENV} or with --secret-file"))
+    .map_err(CliError::Secret)
 }
 
 /// The body, from `file` or standard input.
-pub(crate) fn read_body(file: Option<&Path>) -> Result<Vec<u8>, Fatal> {
+pub(crate) fn read_body(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
     match file {
-        Some(path) => std::fs::read(path)
-            .map_err(|e| format!("cannot read the body file {}: {e}", path.display())),
+        Some(path) => std::fs::read(path).map_err(|source| CliError::BodyFile {
+            path: path.to_owned(),
+            source,
+        }),
         None => {
             let mut body = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut body)
-                .map_err(|e| format!("cannot read the body from standard input: {e}"))?;
+                .map_err(CliError::Stdin)?;
             Ok(body)
         }
     }
@@ -161,8 +159,8 @@ pub fn main() -> ExitCode {
         Command::Dispatch(args) => dispatch::dispatch(args),
         Command::Callback(command) => callback::callback(command),
     });
-    result.unwrap_or_else(|message| {
-        eprintln!("error: {message}");
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error}");
         ExitCode::from(2)
     })
 }

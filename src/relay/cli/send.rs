@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::relay::send::{Target, send as post};
 
-use super::{Fatal, load_secret, print_out, read_body, runtime};
+use super::{CliError, load_secret, print_out, read_body, runtime};
 
 /// `send`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -25,13 +25,11 @@ pub(crate) struct SendArgs {
 }
 
 /// Signs and posts; exit 0 on a 2xx, 1 otherwise.
-pub(crate) fn send(args: &SendArgs) -> Result<ExitCode, Fatal> {
-    let target = Target::parse(&args.url, args.event.as_deref()).map_err(|e| e.to_string())?;
+pub(crate) fn send(args: &SendArgs) -> Result<ExitCode, CliError> {
+    let target = Target::parse(&args.url, args.event.as_deref())?;
     let secret = load_secret(args.secret_file.as_deref())?;
     let body = read_body(args.body_file.as_deref())?;
-    let response = runtime()?
-        .block_on(post(&target, body, &secret))
-        .map_err(|e| e.to_string())?;
+    let response = runtime()?.block_on(post(&target, body, &secret))?;
     print_out(&format!("{}\n{}", response.status, response.body))?;
     Ok(if (200..300).contains(&response.status) {
         ExitCode::SUCCESS

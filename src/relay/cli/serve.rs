@@ -6,7 +6,7 @@ use crate::relay::config::{Overrides, RelayConfig};
 use crate::relay::logs::init_logging;
 use crate::relay::{Relay, shutdown_signal};
 
-use super::{Fatal, runtime};
+use super::{CliError, runtime};
 
 /// `serve`'s flags: every configuration key.
 #[derive(Debug, clap::Args)]
@@ -16,12 +16,12 @@ pub(crate) struct ServeArgs {
 }
 
 /// Runs the relay until SIGTERM or ctrl-c.
-pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, Fatal> {
-    let config = RelayConfig::load(&args.overrides).map_err(|e| e.to_string())?;
+pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let config = RelayConfig::load(&args.overrides)?;
     init_logging(config.log_format);
     runtime()?.block_on(async {
-        let relay = Relay::start(&config).await.map_err(|e| e.to_string())?;
-        let addr = relay.local_addr().map_err(|e| e.to_string())?;
+        let relay = Relay::start(&config).await?;
+        let addr = relay.local_addr().map_err(CliError::LocalAddr)?;
         tracing::info!(
             %addr,
             domains = config.webhook.webhooks.domains().len(),

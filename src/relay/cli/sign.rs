@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::{
-    FreshnessWindow, HmacHeaders, KeyRing, Signature, SignatureDate, SignedPrefix, Verifier,
+    FreshnessWindow, HeaderError, HmacHeaders, KeyRing, Signature, SignatureDate, SignedPrefix,
+    Verifier, VerifyError,
 };
 use chrono::Utc;
 
-use super::{Fatal, load_secret, print_out, read_body};
+use super::{CliError, load_secret, print_out, read_body};
 
 /// The request to sign or verify.
 #[derive(Debug, clap::Args)]
@@ -47,10 +48,10 @@ pub(crate) struct VerifyArgs {
 }
 
 /// `sign`: prints the signature.
-pub(crate) fn sign(request: &SignArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn sign(request: &SignArgs) -> Result<ExitCode, CliError> {
     let secret = load_secret(request.secret_file.as_deref())?;
     let body = read_body(request.body_file.as_deref())?;
-    let date = SignatureDate::parse(&request.date).map_err(|e| e.to_string())?;
+    let date = SignatureDate::parse(&request.date)?;
     let method = request.method.to_ascii_uppercase();
     let prefix = SignedPrefix::new(&method, &request.endpoint, date.raw());
     print_out(&format!(
@@ -61,7 +62,7 @@ pub(crate) fn sign(request: &SignArgs) -> Result<ExitCode, Fatal> {
 }
 
 /// `verify`: prints `valid` (exit 0) or `invalid: <reason>` (exit 1).
-pub(crate) fn verify(args: &VerifyArgs) -> Result<ExitCode, Fatal> {
+pub(crate) fn verify(args: &VerifyArgs) -> Result<ExitCode, CliError> {
     let request = &args.request;
     let secret = load_secret(request.secret_file.as_deref())?;
     let body = read_body(request.body_file.as_deref())?;
@@ -78,11 +79,11 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<ExitCode, Fatal> {
                 date,
             })
         })
-        .map_err(|e| e.to_string())
+        .map_err(Invalid::from)
         .and_then(|hmac| {
             verifier
                 .verify(&method, &request.endpoint, &hmac, &body, Utc::now())
-                .map_err(|e| e.to_string())
+                .map_err(Invalid::from)
         });
     Ok(match outcome {
         Ok(_) => {
@@ -94,4 +95,15 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<ExitCode, Fatal> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// Why `verify` prints `invalid`.
+#[derive(Debug, thiserror::Error)]
+enum Invalid {
+    /// The date or the signature is malformed.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The signature does not match, or the date is out of the window.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
 }

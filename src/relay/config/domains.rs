@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::value::ValueError;
 use crate::domain::Domain;
 use crate::keyring::KeyRing;
 use crate::relay::secret_ref::SecretRef;
@@ -41,7 +42,7 @@ pub(super) fn resolve(
     file: BTreeMap<String, FileDomain>,
     flags: &[String],
     need_domains: bool,
-    problem: &mut impl FnMut(&str, String),
+    problem: &mut impl FnMut(&str, &dyn std::fmt::Display),
 ) -> (Vec<(Domain, Option<KeyRing>)>, SecretRefs) {
     // Keyed by the lower-cased name: DNS is case-insensitive, so two spellings in the
     // file are one domain configured twice, and a flag replaces the file's entry.
@@ -52,10 +53,7 @@ pub(super) fn resolve(
             .insert(name.to_ascii_lowercase(), (key.clone(), d))
             .is_some()
         {
-            problem(
-                &key,
-                "the same domain is configured twice (domains are case-insensitive)".into(),
-            );
+            problem(&key, &ValueError::DuplicateDomain);
         }
     }
     for spec in flags {
@@ -64,15 +62,11 @@ pub(super) fn resolve(
                 let key = format!("--domain {name}");
                 specs.insert(name.to_ascii_lowercase(), (key, d));
             }
-            Err(m) => problem("--domain", m),
+            Err(e) => problem("--domain", &e),
         }
     }
     if specs.is_empty() && need_domains {
-        problem(
-            "domains",
-            "no domain is configured: add [domains.\"<name>.biapi.pro\"] to the file or --domain"
-                .into(),
-        );
+        problem("domains", &ValueError::NoDomain);
     }
     let mut domains = Vec::new();
     let mut secret_refs = SecretRefs::new();
@@ -80,32 +74,26 @@ pub(super) fn resolve(
         let domain = match Domain::parse(&name) {
             Ok(d) => d,
             Err(e) => {
-                problem(&key, e.to_string());
+                problem(&key, &e);
                 continue;
             }
         };
         match spec.mode {
             Mode::Forward => {
                 if !spec.secrets.is_empty() {
-                    problem(
-                        &format!("{key}.secrets"),
-                        "mode \"forward\" does not verify: remove the secrets or use mode \"verify\"".into(),
-                    );
+                    problem(&format!("{key}.secrets"), &ValueError::ForwardWithSecrets);
                 }
                 domains.push((domain, None));
             }
             Mode::Verify => {
                 if spec.secrets.is_empty() {
-                    problem(
-                        &format!("{key}.secrets"),
-                        "mode \"verify\" needs at least one secret (env:NAME or file:PATH)".into(),
-                    );
+                    problem(&format!("{key}.secrets"), &ValueError::VerifyWithoutSecret);
                 }
                 let mut refs = Vec::new();
                 for (i, text) in spec.secrets.iter().enumerate() {
                     match SecretRef::parse(text) {
                         Ok(r) => refs.push((i, r)),
-                        Err(e) => problem(&format!("{key}.secrets[{i}]"), e.to_string()),
+                        Err(e) => problem(&format!("{key}.secrets[{i}]"), &e),
                     }
                 }
                 let indexed = refs.iter().map(|(i, r)| (*i, r));
@@ -121,10 +109,8 @@ pub(super) fn resolve(
 }
 
 /// `DOMAIN=forward` or `DOMAIN=REF[,REF...]`.
-fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), String> {
-    let (name, value) = spec
-        .split_once('=')
-        .ok_or("expected DOMAIN=env:NAME[,file:PATH...] or DOMAIN=forward")?;
+fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), ValueError> {
+    let (name, value) = spec.split_once('=').ok_or(ValueError::DomainFlag)?;
     let domain = if value == "forward" {
         FileDomain {
             mode: Mode::Forward,
@@ -144,7 +130,7 @@ fn parse_domain_flag(spec: &str) -> Result<(String, FileDomain), String> {
 pub(super) fn key_ring<'r>(
     key: &str,
     refs: impl IntoIterator<Item = (usize, &'r SecretRef)>,
-    problem: &mut impl FnMut(&str, String),
+    problem: &mut impl FnMut(&str, &dyn std::fmt::Display),
 ) -> Option<KeyRing> {
     let mut secrets = Vec::new();
     let mut unreadable = false;
@@ -153,7 +139,7 @@ pub(super) fn key_ring<'r>(
             Ok(secret) => secrets.push(secret),
             Err(e) => {
                 unreadable = true;
-                problem(&format!("{key}.secrets[{i}]"), e.to_string());
+                problem(&format!("{key}.secrets[{i}]"), &e);
             }
         }
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::domains::{self, SecretRefs};
 use super::keys::{self, Key};
 use super::read::{self, Reader, check_exchange_prefix};
+use super::value::ValueError;
 use super::{ConfigError, Problem, RelayConfig};
 use crate::axum::{DomainPolicy, WebhookConfig, check_path_prefix};
 use crate::relay::broker::{AmqpUrl, BrokerSettings, Exchanges};
@@ -32,7 +33,7 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
     };
     let public_path_prefix = r.text(keys::PUBLIC_PATH_PREFIX);
     if let Err(e) = check_path_prefix(&public_path_prefix) {
-        r.problem(keys::PUBLIC_PATH_PREFIX.name, e.to_string());
+        r.problem(keys::PUBLIC_PATH_PREFIX.name, e);
     }
     let body_limit = r.count(keys::BODY_LIMIT_BYTES, 1, u64::MAX);
     let freshness = FreshnessWindow::new(
@@ -53,7 +54,7 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
     let dispatcher = dispatcher(r, &server, &listener.public_url, &public_path_prefix);
     let file_domains = std::mem::take(&mut r.file.domains);
     let overrides = r.overrides;
-    let mut problem = |key: &str, message: String| r.problem(key, message);
+    let mut problem = |key: &str, message: &dyn std::fmt::Display| r.problem(key, message);
     let (domains, refs) = domains::resolve(
         file_domains,
         overrides.domains(),
@@ -126,17 +127,14 @@ fn server(r: &mut Reader<'_>, listen: &Key) -> ServerSettings {
 fn address(r: &mut Reader<'_>, key: &Key) -> SocketAddr {
     r.text(key).parse::<SocketAddr>().unwrap_or_else(|_| {
         let example = key.default.unwrap_or("127.0.0.1:8080");
-        r.problem(
-            key.name,
-            format!("must be an IP address and port, e.g. {example}"),
-        );
+        r.problem(key.name, ValueError::Address { example });
         SocketAddr::from(([127, 0, 0, 1], 0))
     })
 }
 
 fn broker(r: &mut Reader<'_>) -> BrokerSettings {
     let nodes = AmqpUrl::parse_list(&r.text(keys::AMQP_URL)).unwrap_or_else(|e| {
-        r.problem(keys::AMQP_URL.name, e.to_string());
+        r.problem(keys::AMQP_URL.name, e);
         Vec::new()
     });
     let prefix = r.text(keys::EXCHANGE_PREFIX);
@@ -158,7 +156,7 @@ fn broker(r: &mut Reader<'_>) -> BrokerSettings {
 pub(super) fn store(r: &mut Reader<'_>) -> StoreSpec {
     let data_dir = PathBuf::from(r.text(keys::DATA_DIR));
     StoreSpec::parse(&r.text(keys::CALLBACK_STORE), &data_dir).unwrap_or_else(|e| {
-        r.problem(keys::CALLBACK_STORE.name, e.to_string());
+        r.problem(keys::CALLBACK_STORE.name, e);
         StoreSpec::Embedded(data_dir)
     })
 }
@@ -197,7 +195,7 @@ fn dispatcher(
         }),
     };
     let password = SecretRef::parse(&r.text(keys::DISPATCHER_PASSWORD)).unwrap_or_else(|e| {
-        r.problem(keys::DISPATCHER_PASSWORD.name, e.to_string());
+        r.problem(keys::DISPATCHER_PASSWORD.name, e);
         SecretRef::Env("POWENS_RELAY_DISPATCHER_PASSWORD".into())
     });
     DispatcherSettings {
@@ -232,10 +230,10 @@ impl Secrets {
     /// in use then stay.
     pub(crate) fn reload(&self) -> Result<usize, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
+        let mut problem = |key: &str, message: &dyn std::fmt::Display| {
             problems.push(Problem {
                 key: key.to_owned(),
-                message,
+                message: message.to_string(),
             });
         };
         let mut domains: BTreeMap<_, _> = self

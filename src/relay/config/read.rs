@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::domains::FileDomain;
 use super::keys::{KEYS, Key};
-use super::value::Value;
+use super::value::{Value, ValueError};
 use super::{ConfigError, Overrides, Problem};
 use crate::amq::TealExchange;
 
@@ -28,10 +28,10 @@ pub(super) struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: &str, message: impl std::fmt::Display) {
         self.problems.push(Problem {
             key: key.to_owned(),
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 
@@ -78,10 +78,7 @@ impl Reader<'_> {
         let secs = self.number(key);
         // Durations beyond a century are certainly mistakes, and keep chrono in range.
         if secs < min || secs > 100 * 365 * 86_400 {
-            self.problem(
-                key.name,
-                format!("must be between {min} and 3153600000 seconds"),
-            );
+            self.problem(key.name, ValueError::Seconds { min });
         }
         Duration::from_secs(secs)
     }
@@ -90,26 +87,26 @@ impl Reader<'_> {
     pub(super) fn count(&mut self, key: &Key, min: u64, max: u64) -> usize {
         let n = self.number(key);
         if n < min || n > max {
-            self.problem(key.name, format!("must be between {min} and {max}"));
+            self.problem(key.name, ValueError::Range { min, max });
         }
         usize::try_from(n.clamp(min, max)).unwrap_or(usize::MAX)
     }
 }
 
-pub(super) fn check_exchange_prefix(prefix: &str) -> Result<(), &'static str> {
+pub(super) fn check_exchange_prefix(prefix: &str) -> Result<(), ValueError> {
     let longest = TealExchange::ALL
         .iter()
         .map(|e| e.base_name().len())
         .max()
         .unwrap_or(0);
     if prefix.len() + longest > 255 {
-        return Err("is too long: exchange names are at most 255 bytes");
+        return Err(ValueError::PrefixTooLong);
     }
     if !prefix
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
     {
-        return Err("may hold only letters, digits and - _ . :");
+        return Err(ValueError::PrefixCharacters);
     }
     Ok(())
 }
@@ -144,10 +141,10 @@ pub(super) fn parse_toml(
     })?;
     let mut file = FileConfig::default();
     let mut problems = Vec::new();
-    let mut problem = |key: &str, message: &str| {
+    let mut problem = |key: &str, message: &dyn std::fmt::Display| {
         problems.push(Problem {
             key: key.to_owned(),
-            message: message.to_owned(),
+            message: message.to_string(),
         });
     };
     for (name, value) in table {
@@ -156,13 +153,13 @@ pub(super) fn parse_toml(
                 Ok(domains) => file.domains = domains,
                 Err(_) => problem(
                     "domains",
-                    "must be tables [domains.\"<name>.biapi.pro\"] with mode and secrets only",
+                    &"must be tables [domains.\"<name>.biapi.pro\"] with mode and secrets only",
                 ),
             }
             continue;
         }
         let Some(key) = KEYS.iter().find(|k| k.name == name) else {
-            problem(&name, "is not a configuration key");
+            problem(&name, &"is not a configuration key");
             continue;
         };
         let value = match value {
@@ -180,7 +177,7 @@ pub(super) fn parse_toml(
                 match urls {
                     Some(urls) => Value::Text(urls.join(",")),
                     None => {
-                        problem(key.name, "must be URLs (a comma in one written %2C)");
+                        problem(key.name, &ValueError::UrlList);
                         continue;
                     }
                 }
@@ -188,12 +185,12 @@ pub(super) fn parse_toml(
             toml::Value::Integer(n) => match u64::try_from(n) {
                 Ok(n) => Value::Number(n),
                 Err(_) => {
-                    problem(key.name, "must be 0 or more");
+                    problem(key.name, &ValueError::Negative);
                     continue;
                 }
             },
             _ => {
-                problem(key.name, "must be text, a number or true/false");
+                problem(key.name, &ValueError::Scalar);
                 continue;
             }
         };
@@ -204,17 +201,16 @@ pub(super) fn parse_toml(
 
 /// `public_url`, or `http://` and the listen address when empty: an http(s) URL with no
 /// query or fragment, its path ending with `/` (as TeaL normalises `LISTENER_URL`).
-pub(super) fn public_url(text: &str, listen: std::net::SocketAddr) -> Result<url::Url, String> {
+pub(super) fn public_url(text: &str, listen: std::net::SocketAddr) -> Result<url::Url, ValueError> {
     if text.is_empty() {
         return Ok(default_public_url(listen));
     }
-    let mut url =
-        url::Url::parse(text).map_err(|_| "must be an http:// or https:// URL".to_owned())?;
+    let mut url = url::Url::parse(text).map_err(|_| ValueError::HttpUrl)?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err("must be an http:// or https:// URL".into());
+        return Err(ValueError::HttpUrl);
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not hold a user or password".into());
+        return Err(ValueError::UrlCredentials);
     }
     url.set_query(None);
     url.set_fragment(None);
@@ -232,7 +228,7 @@ pub(super) fn default_public_url(listen: std::net::SocketAddr) -> url::Url {
 }
 
 /// A comma-separated list of host names, lower-cased.
-pub(super) fn hosts(text: &str) -> Result<Vec<String>, String> {
+pub(super) fn hosts(text: &str) -> Result<Vec<String>, ValueError> {
     text.split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
@@ -240,9 +236,9 @@ pub(super) fn hosts(text: &str) -> Result<Vec<String>, String> {
             let plain = h.len() <= 253
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
-            plain.then(|| h.to_ascii_lowercase()).ok_or_else(|| {
-                "must be host names (letters, digits, - and .), separated by commas".to_owned()
-            })
+            plain
+                .then(|| h.to_ascii_lowercase())
+                .ok_or(ValueError::Hosts)
         })
         .collect()
 }

@@ -115,14 +115,19 @@ impl QueueType {
     }
 }
 
+/// A queue type other than `classic` or `quorum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be classic or quorum")]
+pub struct QueueTypeError;
+
 impl std::str::FromStr for QueueType {
-    type Err = String;
+    type Err = QueueTypeError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "classic" => Ok(Self::Classic),
             "quorum" => Ok(Self::Quorum),
-            _ => Err("must be classic or quorum".into()),
+            _ => Err(QueueTypeError),
         }
     }
 }

@@ -3,6 +3,7 @@
 use crate::relay::callback::store::StoreError;
 use crate::relay::consume::ConsumeError;
 use crate::relay::server::BindError;
+use crate::secret::SecretError;
 
 /// Why the dispatcher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +17,7 @@ pub enum DispatchError {
     NoBroker,
     /// The password could not be read.
     #[error("dispatcher_password: {0}")]
-    Password(String),
+    Password(#[source] SecretError),
     /// The broker could not be reached or set up.
     #[error(transparent)]
     Consume(#[from] ConsumeError),

@@ -45,7 +45,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use url::Url;
 
-use super::broker::{BrokerSettings, Exchanges};
+use super::broker::BrokerSettings;
 use super::callback::store::CallbackStore;
 use super::consume::{Bindings, ConsumerSettings, QueueType, TealConsumer};
 use super::ops::current_request_id;
@@ -118,7 +118,7 @@ impl Dispatcher {
         let secret = settings
             .password
             .resolve()
-            .map_err(|e| DispatchError::Password(e.to_string()))?;
+            .map_err(DispatchError::Password)?;
         Ok(Password::new(&secret))
     }
 
@@ -185,15 +185,14 @@ impl Dispatcher {
     }
 
     /// A dispatcher fed in-process, with the publisher that feeds it: for `serve`
-    /// without a broker. Messages are routed as on `exchanges`; one no client wants is
-    /// refused unless `unroutable` accepts it.
+    /// without a broker. A message no client wants is refused unless `unroutable`
+    /// accepts it.
     ///
     /// # Errors
     /// [`DispatchError::Password`].
     pub(crate) fn in_process(
         settings: &DispatcherSettings,
         store: Arc<dyn CallbackStore>,
-        exchanges: &Exchanges,
         unroutable: Unroutable,
     ) -> Result<(Self, Arc<dyn Publisher>), DispatchError> {
         let ctx = Arc::new(Self::context(
@@ -204,7 +203,6 @@ impl Dispatcher {
         ));
         let bus = source::InProcessBus {
             hub: ctx.hub.clone(),
-            prefix: exchanges.prefix.clone(),
             accept_unroutable: unroutable == Unroutable::Accept,
         };
         Ok((
@@ -287,11 +285,9 @@ async fn metadata(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Respon
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .unwrap_or_else(|| ctx.listener_url.host_str().unwrap_or("localhost"));
-    let join = |path: &str| {
-        ctx.listener_url
-            .join(path)
-            .map_or_else(|_| String::new(), String::from)
-    };
+    // listener_url ends with `/` and has no query or fragment (the configuration
+    // normalises it): a route's URL is the two joined.
+    let join = |route: &str| format!("{}{route}", ctx.listener_url);
     let body = Metadata {
         server_version: env!("CARGO_PKG_VERSION"),
         websocket_url: format!(
@@ -303,7 +299,17 @@ async fn metadata(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Respon
         errback_url: join("errback"),
         openid_ciba_callback_url: join("openid-ciba-callback"),
     };
-    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let json = match serde_json::to_vec(&body) {
+        Ok(json) => json,
+        Err(e) => {
+            tracing::error!(error = %e, "the dispatcher's metadata could not be written");
+            return Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the metadata could not be written",
+            )
+            .into_response();
+        }
+    };
     let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

@@ -5,15 +5,17 @@
 //! Public so that the fuzz target and Rust clients can read frames as the dispatcher
 //! does.
 
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::amq::TealExchange;
 use crate::domain::Domain;
-use crate::message::{
-    CallbackMessage, MessageError, OpenIdCibaCallbackMessage, PowensWebhookMessage,
+use crate::message::{MessageError, TealMessage};
+use crate::relay::callback::{
+    CallbackRecord, CallbackState, LifetimeError, StateError, check_lifetime,
 };
-use crate::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
 use crate::relay::consume::Incoming;
 use crate::teal_json;
 use crate::time::IsoDateTime;
@@ -148,44 +150,47 @@ fn full_domain(text: &str) -> Result<Domain, ()> {
     }
 }
 
+/// Why a `create` is refused: its `Display` is the `callback_creation_failure` detail
+/// (TeaL's text for a lifetime out of its limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CreationRefused {
+    /// The state is not one.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The final redirect URL is not an `http(s)://` URL with a host.
+    #[error("final_redirect_url must be an http:// or https:// URL.")]
+    RedirectUrl,
+    /// The expiry is out of TeaL's limits.
+    #[error(transparent)]
+    Lifetime(#[from] LifetimeError),
+}
+
 impl CallbackCreation {
-    /// The state and its record, checked as TeaL does at `now`; the
-    /// `callback_creation_failure` detail when refused.
+    /// The state and its record, checked as TeaL does at `now`.
     ///
     /// # Errors
-    /// The detail, TeaL's text for a lifetime out of its limits.
+    /// [`CreationRefused`], whose text is the `callback_creation_failure` detail.
     pub(crate) fn record(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<(CallbackState, CallbackRecord), String> {
-        let state = CallbackState::parse(&self.state).map_err(|e| e.to_string())?;
+    ) -> Result<(CallbackState, CallbackRecord), CreationRefused> {
+        let state = CallbackState::parse(&self.state)?;
         let url = match &self.final_redirect_url {
             None => None,
             Some(text) => Some(
                 url::Url::parse(text)
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-                    .ok_or("final_redirect_url must be an http:// or https:// URL.")?,
+                    .ok_or(CreationRefused::RedirectUrl)?,
             ),
         };
         let expires_at = self.expires_at.to_utc();
-        check_lifetime(expires_at, now).map_err(|e| e.to_string())?;
+        check_lifetime(expires_at, now)?;
         Ok((
             state,
             CallbackRecord::new(expires_at, url, self.with_fragment),
         ))
     }
-}
-
-/// A server message, as TeaL's pydantic models write it: `type` first, then the
-/// message's fields.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ServerMessage<'a> {
-    CallbackCreationFailure { state: &'a str, detail: &'a str },
-    Callback(&'a CallbackMessage),
-    OpenidCibaCallback(&'a OpenIdCibaCallbackMessage),
-    PowensWebhook(&'a PowensWebhookMessage),
 }
 
 /// The kind of a pushed message, for the metrics.
@@ -208,39 +213,94 @@ impl Kind {
     }
 }
 
-/// The frame pushed for `message`.
-pub(crate) fn push_frame(message: &Incoming) -> (Kind, String) {
-    let (kind, server) = match message {
-        Incoming::Callback(m) => (Kind::Callback, ServerMessage::Callback(m)),
-        Incoming::OpenIdCiba(m) => (
-            Kind::OpenidCibaCallback,
-            ServerMessage::OpenidCibaCallback(m),
-        ),
-        Incoming::Webhook(m) => (Kind::PowensWebhook, ServerMessage::PowensWebhook(m)),
+impl Kind {
+    /// The kind of a message published on `exchange`.
+    pub(crate) fn of(exchange: TealExchange) -> Self {
+        match exchange {
+            TealExchange::PowensDomainWebhooks => Self::PowensWebhook,
+            TealExchange::Callbacks => Self::Callback,
+            TealExchange::OpenIdCibaCallbacks => Self::OpenidCibaCallback,
+        }
+    }
+}
+
+/// A server frame could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FrameEncodingError {
+    /// The message's JSON is not an object.
+    #[error("the message is not a JSON object")]
+    NotAnObject,
+    /// The message's JSON is not UTF-8.
+    #[error("the message is not UTF-8")]
+    NotUtf8,
+}
+
+/// The server frame of a message of `kind` whose TeaL JSON is `json`: TeaL's pydantic
+/// models write `type` first, then the message's own fields in its order, so the frame
+/// is the message's JSON with `"type":"<kind>",` after its opening brace. Spliced, where
+/// serializing the message again would cost a second pass over the payload (the
+/// relay's in-process bus hands over the JSON it made, never parsed back).
+///
+/// # Errors
+/// [`FrameEncodingError`]: not a JSON object, or not UTF-8.
+pub(crate) fn server_frame(kind: Kind, json: &[u8]) -> Result<Utf8Bytes, FrameEncodingError> {
+    let fields = json
+        .strip_prefix(b"{")
+        .ok_or(FrameEncodingError::NotAnObject)?;
+    let label = kind.label();
+    let mut frame = Vec::with_capacity(json.len() + label.len() + 12);
+    frame.extend_from_slice(br#"{"type":""#);
+    frame.extend_from_slice(label.as_bytes());
+    frame.push(b'"');
+    if fields.first() != Some(&b'}') {
+        frame.push(b',');
+    }
+    frame.extend_from_slice(fields);
+    Utf8Bytes::try_from(Bytes::from(frame)).map_err(|_| FrameEncodingError::NotUtf8)
+}
+
+/// The frame pushed for a message received from the broker: written as TeaL writes it
+/// (compact, non-ASCII escaped, null fields written), whatever its publisher wrote.
+///
+/// # Errors
+/// As [`server_frame`].
+pub(crate) fn push_frame(message: &Incoming) -> Result<(Kind, Utf8Bytes), FrameEncodingError> {
+    let (exchange, _) = message.route();
+    let json = match message {
+        Incoming::Callback(m) => m.to_json(),
+        Incoming::OpenIdCiba(m) => m.to_json(),
+        Incoming::Webhook(m) => m.to_json(),
     };
-    (kind, to_text(&server))
+    let kind = Kind::of(exchange);
+    Ok((kind, server_frame(kind, &json)?))
 }
 
 /// The `callback_creation_failure` frame.
-pub(crate) fn failure_frame(state: &str, detail: &str) -> String {
-    to_text(&ServerMessage::CallbackCreationFailure { state, detail })
-}
-
-fn to_text(message: &ServerMessage<'_>) -> String {
-    // teal_json writes ASCII only.
-    String::from_utf8(teal_json::to_vec(message)).unwrap_or_default()
+///
+/// # Errors
+/// As [`server_frame`].
+pub(crate) fn failure_frame(state: &str, detail: &str) -> Result<Utf8Bytes, FrameEncodingError> {
+    #[derive(Serialize)]
+    struct Failure<'a> {
+        state: &'a str,
+        detail: &'a str,
+    }
+    server_frame(
+        Kind::CallbackCreationFailure,
+        &teal_json::to_vec(&Failure { state, detail }),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::TealMessage;
+    use crate::message::{OpenIdCibaCallbackMessage, PowensWebhookMessage, TealMessage};
 
     #[test]
     fn a_pushed_webhook_is_the_message_with_its_type_first() {
         let body = r#"{"timestamp":"2023-05-01T12:00:00","domain":"budgea.biapi.pro","event":"CONNECTION_SYNCED","hmac_signature":{"signature":"kXDK","payload_prefix":"POST./x.2022-06-27T11:08:52.577831Z.","signature_date":"2022-06-27T11:08:52.577831+00:00"},"user_token":null,"payload":"{\"name\": \"Caf\u00e9\"}"}"#;
         let message = PowensWebhookMessage::from_json(body.as_bytes()).unwrap();
-        let (kind, frame) = push_frame(&Incoming::Webhook(message));
+        let (kind, frame) = push_frame(&Incoming::Webhook(message)).unwrap();
         assert_eq!(kind, Kind::PowensWebhook);
         assert_eq!(
             frame,
@@ -253,13 +313,13 @@ mod tests {
         let body =
             r#"{"timestamp":"2024-01-01T12:00:00.123456","request_id":"r1","access_token":"t"}"#;
         let message = OpenIdCibaCallbackMessage::from_json(body.as_bytes()).unwrap();
-        let (_, frame) = push_frame(&Incoming::OpenIdCiba(message));
+        let (_, frame) = push_frame(&Incoming::OpenIdCiba(message)).unwrap();
         assert_eq!(
             frame,
             r#"{"type":"openid_ciba_callback","timestamp":"2024-01-01T12:00:00.123456","request_id":"r1","access_token":"t","push_token":null,"push_error":null}"#
         );
         assert_eq!(
-            failure_frame("s", "Callback expiration date was too early."),
+            failure_frame("s", "Callback expiration date was too early.").unwrap(),
             r#"{"type":"callback_creation_failure","state":"s","detail":"Callback expiration date was too early."}"#
         );
     }
@@ -338,11 +398,13 @@ mod tests {
             "https://app.example.com/done"
         );
         assert_eq!(
-            create(now, "null").unwrap_err(),
+            create(now, "null").unwrap_err().to_string(),
             "Callback expiration date was too early."
         );
         assert_eq!(
-            create(now + chrono::TimeDelta::days(8), "null").unwrap_err(),
+            create(now + chrono::TimeDelta::days(8), "null")
+                .unwrap_err()
+                .to_string(),
             "Callback expiration was too late; a maximum of 7 days is enforced."
         );
         assert!(create(now + hour, r#""javascript:alert(1)""#).is_err());

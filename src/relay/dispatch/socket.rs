@@ -145,11 +145,18 @@ async fn handle_frame(ctx: &Context, id: u64, text: &str, sink: &mut Sink) -> Re
                     Some("Callback could not be stored; try again later.".to_owned())
                 }
             },
-            Err(detail) => Some(detail),
+            Err(refused) => Some(refused.to_string()),
         };
         if let Some(detail) = failure {
-            let frame = failure_frame(&create.state, &detail);
-            if sink.send(Message::Text(frame.into())).await.is_err() {
+            let frame = failure_frame(&create.state, &detail).map_err(|e| {
+                tracing::error!(error = %e, "a callback_creation_failure frame could not be made");
+                End::close(
+                    1011,
+                    "the server could not answer this frame",
+                    "frame_encoding",
+                )
+            })?;
+            if sink.send(Message::Text(frame)).await.is_err() {
                 return Err(End::Gone("write_failed"));
             }
             ctx.hub

@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
 
 use super::hub::{Delivery, Hub, Key, Subscriber};
-use super::protocol::push_frame;
-use crate::amq::TealExchange;
+use super::protocol::{Kind, push_frame, server_frame};
 use crate::relay::broker::BrokerError;
-use crate::relay::consume::{BindingHandle, ConsumeError, Incoming, TealConsumer};
+use crate::relay::consume::{BindingHandle, ConsumeError, TealConsumer};
 use crate::relay::publish::{Outgoing, PublishError, Publisher};
 
 /// Bindings on the consumer's queue.
@@ -51,16 +49,19 @@ pub(crate) async fn consume(mut consumer: TealConsumer, hub: Arc<Hub>) {
                 continue;
             }
         };
-        let (kind, frame) = push_frame(&received.message);
+        let framed = push_frame(&received.message);
         let (exchange, key) = received.message.route();
         let key = (exchange, key.to_owned());
         let delivery = Arc::new(Delivery::new(received));
-        let queued = hub.deliver(
-            (key.0, &key.1),
-            kind,
-            Utf8Bytes::from(frame),
-            Some(delivery),
-        );
+        let (kind, frame) = match framed {
+            Ok(framed) => framed,
+            Err(e) => {
+                // Acknowledged as the delivery drops: no client could read it.
+                tracing::error!(error = %e, "a message could not be made into a frame");
+                continue;
+            }
+        };
+        let queued = hub.deliver((key.0, &key.1), kind, frame, Some(delivery));
         if queued == 0 {
             hub.metrics.unwanted();
         }
@@ -88,29 +89,24 @@ impl Subscriber for LocalSubscriber {
 /// is "published" once queued for every websocket client registered to its key, and
 /// unroutable (503, as with `mandatory` on RabbitMQ) when there is none, unless
 /// `accept_unroutable`.
+///
+/// The message's JSON is made into the frame as it is, never parsed back: see
+/// [`server_frame`].
 #[derive(Debug)]
 pub(crate) struct InProcessBus {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) prefix: String,
     pub(crate) accept_unroutable: bool,
 }
 
 impl Publisher for InProcessBus {
     fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
-            let exchange = TealExchange::from_name(&message.exchange, &self.prefix)
-                .ok_or(PublishError::Unroutable)?;
-            let incoming = Incoming::from_json(exchange, &message.body).map_err(|e| {
-                tracing::error!(error = %e, "a message of the relay could not be read back");
-                PublishError::Unroutable
-            })?;
-            let (kind, frame) = push_frame(&incoming);
-            let queued = self.hub.deliver(
-                (exchange, &message.routing_key),
-                kind,
-                Utf8Bytes::from(frame),
-                None,
-            );
+            let exchange = message.exchange.kind;
+            let kind = Kind::of(exchange);
+            let frame = server_frame(kind, &message.body).map_err(PublishError::Frame)?;
+            let queued = self
+                .hub
+                .deliver((exchange, &message.routing_key), kind, frame, None);
             if queued == 0 && !self.accept_unroutable {
                 return Err(PublishError::Unroutable);
             }

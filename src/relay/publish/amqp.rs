@@ -140,7 +140,7 @@ impl Shared {
         if let Some(id) = &message.message_id {
             properties = properties.with_message_id(short_string(id)?);
         }
-        let exchange = short_string(&message.exchange)?;
+        let exchange = short_string(&message.exchange.name)?;
         let routing_key = short_string(&message.routing_key)?;
         let broken = |e: lapin::Error| {
             self.report_broken(link);
@@ -171,7 +171,7 @@ impl Shared {
                 Unroutable::Accept => {
                     tracing::warn!(
                         request_id = crate::relay::ops::current_request_id().as_deref(),
-                        exchange = %message.exchange,
+                        exchange = %message.exchange.name,
                         routing_key = %message.routing_key,
                         "no queue is bound for this domain: message dropped (unroutable = accept)"
                     );

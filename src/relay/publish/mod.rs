@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
 
-use super::broker::{AmqpError, BrokerError};
+use super::broker::{AmqpError, BrokerError, Exchanges};
 use super::ops::current_request_id;
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
+use crate::amq::TealExchange;
 
 mod amqp;
 
@@ -33,11 +34,30 @@ pub(crate) struct PublisherSettings {
     pub(crate) publish_timeout: std::time::Duration,
 }
 
+/// One of TeaL's exchanges, with its full name (prefix included). Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exchange {
+    /// Which exchange.
+    pub(crate) kind: TealExchange,
+    /// Its name, prefix included.
+    pub(crate) name: Arc<str>,
+}
+
+impl Exchange {
+    /// `kind` as `exchanges` name it.
+    pub(crate) fn of(kind: TealExchange, exchanges: &Exchanges) -> Self {
+        Self {
+            kind,
+            name: exchanges.name(kind).into(),
+        }
+    }
+}
+
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Outgoing {
-    /// The exchange's full name (prefix included).
-    pub(crate) exchange: String,
+    /// The exchange.
+    pub(crate) exchange: Exchange,
     /// The routing key (for webhooks, the Powens domain).
     pub(crate) routing_key: String,
     /// The message body (TeaL JSON).
@@ -69,6 +89,9 @@ pub(crate) enum PublishError {
     /// The publish failed on the connection or channel.
     #[error("publishing failed: {0}")]
     Channel(#[source] AmqpError),
+    /// The message could not be made into a websocket frame (the in-process bus).
+    #[error("the message could not be written for the websocket clients: {0}")]
+    Frame(#[source] crate::relay::dispatch::protocol::FrameEncodingError),
     /// The message could not be written to standard output.
     #[error("cannot write to standard output: {0}")]
     Output(#[source] Arc<std::io::Error>),
@@ -78,7 +101,10 @@ impl PublishError {
     /// Whether this is a fault whose detail belongs in the log rather than in the answer
     /// (the broker's or the output's), as opposed to the broker's verdict on a message.
     pub(crate) fn is_broker_fault(&self) -> bool {
-        matches!(self, Self::Broker(_) | Self::Channel(_) | Self::Output(_))
+        matches!(
+            self,
+            Self::Broker(_) | Self::Channel(_) | Self::Output(_) | Self::Frame(_)
+        )
     }
 
     /// What the answer to Powens says: the verdict, or "unavailable" for a fault.

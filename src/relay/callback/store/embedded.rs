@@ -131,6 +131,7 @@ impl CallbackStore for EmbeddedStore {
         let text = record.to_json();
         let expires_at = record.expires_at.map(|at| at.timestamp_micros());
         Box::pin(self.with(move |connection| {
+            let text = text.map_err(|e| StoreError::Backend(BackendError::new(e)))?;
             // Expired records go as new ones come, so that the file does not grow.
             connection
                 .execute(

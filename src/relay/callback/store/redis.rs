@@ -64,7 +64,9 @@ impl CallbackStore for RedisStore {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let key = state.redis_key();
-            let value = record.to_json();
+            let value = record
+                .to_json()
+                .map_err(|e| StoreError::Backend(BackendError::new(e)))?;
             let _: () = match record.expires_at {
                 Some(at) => {
                     // EXAT: the key goes when the callback expires (TeaL never expired
