@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
+use super::flags::{Flags, STORE};
 use crate::relay::callback::store::{BackendError, Lookup, StoreError};
 use crate::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
-use crate::relay::config::{Overrides, RelayConfig};
+use crate::relay::config::RelayConfig;
 use chrono::{TimeDelta, Utc};
 use url::Url;
 
@@ -29,7 +30,7 @@ pub(crate) enum CallbackCommand {
         #[arg(long)]
         with_fragment: bool,
         #[command(flatten)]
-        overrides: Overrides,
+        flags: Flags<STORE>,
     },
     /// Print the callback of a state as TeaL's JSON (exit 1 if there is none).
     Show {
@@ -37,7 +38,7 @@ pub(crate) enum CallbackCommand {
         #[arg(long)]
         state: String,
         #[command(flatten)]
-        overrides: Overrides,
+        flags: Flags<STORE>,
     },
 }
 
@@ -49,7 +50,7 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, CliError> {
             expires_in,
             final_redirect_url,
             with_fragment,
-            overrides,
+            flags,
         } => {
             let state = CallbackState::parse(&state).map_err(CliError::State)?;
             let final_redirect_url = final_redirect_url
@@ -68,7 +69,7 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, CliError> {
                 .ok_or(CliError::ExpiresInTooLarge)?;
             check_lifetime(expires_at, now).map_err(CliError::ExpiresIn)?;
             let record = CallbackRecord::new(expires_at, final_redirect_url, with_fragment);
-            let spec = RelayConfig::load_store(&overrides)?;
+            let spec = RelayConfig::load_store(&flags.overrides)?;
             runtime()?.block_on(async {
                 let store = spec.open().await?;
                 store.put(&state, &record).await?;
@@ -76,9 +77,9 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, CliError> {
                 Ok(ExitCode::SUCCESS)
             })
         }
-        CallbackCommand::Show { state, overrides } => {
+        CallbackCommand::Show { state, flags } => {
             let state = CallbackState::parse(&state).map_err(CliError::State)?;
-            let spec = RelayConfig::load_store(&overrides)?;
+            let spec = RelayConfig::load_store(&flags.overrides)?;
             runtime()?.block_on(async {
                 let store = spec.open().await?;
                 match store.read(&state, Lookup::get(Utc::now())).await? {

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use super::flags::{DISPATCH, Flags};
 use crate::relay::Dispatcher;
-use crate::relay::config::{Overrides, RelayConfig};
+use crate::relay::config::RelayConfig;
 use crate::relay::logs::init_logging;
 use crate::relay::shutdown_signal;
 
@@ -13,12 +14,12 @@ use super::{CliError, runtime};
 #[derive(Debug, clap::Args)]
 pub(crate) struct DispatchArgs {
     #[command(flatten)]
-    overrides: Overrides,
+    flags: Flags<DISPATCH>,
 }
 
 /// Runs the dispatcher until SIGTERM or ctrl-c.
 pub(crate) fn dispatch(args: DispatchArgs) -> Result<ExitCode, CliError> {
-    let config = RelayConfig::load_for_dispatch(&args.overrides)?;
+    let config = RelayConfig::load_for_dispatch(&args.flags.overrides)?;
     init_logging(config.log_format);
     runtime()?.block_on(async {
         let dispatcher = Dispatcher::start(&config).await?;

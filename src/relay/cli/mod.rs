@@ -5,6 +5,7 @@ mod callback;
 mod consume;
 mod dispatch;
 mod error;
+mod flags;
 mod send;
 mod serve;
 mod sign;

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::relay::config::{Overrides, RelayConfig};
+use super::flags::{Flags, SERVE};
+use crate::relay::config::RelayConfig;
 use crate::relay::logs::init_logging;
 use crate::relay::{Relay, shutdown_signal};
 
@@ -12,12 +13,12 @@ use super::{CliError, runtime};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
-    overrides: Overrides,
+    flags: Flags<SERVE>,
 }
 
 /// Runs the relay until SIGTERM or ctrl-c.
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
-    let config = RelayConfig::load(&args.overrides)?;
+    let config = RelayConfig::load(&args.flags.overrides)?;
     init_logging(config.log_format);
     runtime()?.block_on(async {
         let relay = Relay::start(&config).await?;

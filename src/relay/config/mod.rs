@@ -8,7 +8,7 @@ pub(crate) mod keys;
 mod overrides;
 mod parts;
 mod read;
-mod value;
+pub(crate) mod value;
 
 use std::path::{Path, PathBuf};
 

@@ -1,18 +1,16 @@
 //! The settings given as flags or `POWENS_RELAY_*` variables (or in code), each
-//! overriding the configuration file's key of the same name. The flags are made from
-//! [`KEYS`](super::keys::KEYS).
+//! overriding the configuration file's key of the same name. The command line's flags
+//! are made from [`KEYS`](super::keys::KEYS) (`relay::cli::flags`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use clap::{Arg, ArgAction, ArgMatches, value_parser};
-
-use super::keys::{KEYS, Key};
+use super::keys::Key;
 use super::value::{Kind, Value};
 
-/// Settings overriding the configuration file, key by key: from `powens-relay serve`'s
-/// flags and environment variables (as a `clap::Args`), or built in code.
+/// Settings overriding the configuration file, key by key: from the command line's flags
+/// and environment variables, or built in code.
 ///
 /// ```
 /// use powens_webhooks::relay::{Overrides, RelayConfig};
@@ -107,92 +105,6 @@ impl fmt::Debug for Overrides {
             .field("values", &values)
             .field("domains", &self.domains.len())
             .finish()
-    }
-}
-
-impl clap::Args for Overrides {
-    fn augment_args(command: clap::Command) -> clap::Command {
-        let command = command.arg(
-            Arg::new("config")
-                .long("config")
-                .env("POWENS_RELAY_CONFIG")
-                .value_name("FILE")
-                .value_parser(value_parser!(PathBuf))
-                .help(
-                    "TOML configuration file (see relay.example.toml). Without it, the flags \
-                     and environment variables are the whole configuration.",
-                ),
-        );
-        let command = KEYS
-            .iter()
-            .fold(command, |command, key| command.arg(flag(key)));
-        command.arg(
-            Arg::new("domain")
-                .long("domain")
-                .env("POWENS_RELAY_DOMAINS")
-                .value_name("DOMAIN=SECRETS")
-                .value_delimiter(';')
-                .action(ArgAction::Append)
-                .help(
-                    "A domain, replacing the file's entry of the same name: \
-                     DOMAIN=REF[,REF...] (mode verify; REF is env:NAME or file:PATH) or \
-                     DOMAIN=forward. Repeatable; in the environment variable, separate \
-                     domains with ';'.",
-                ),
-        )
-    }
-
-    fn augment_args_for_update(command: clap::Command) -> clap::Command {
-        Self::augment_args(command)
-    }
-}
-
-/// The flag of `key`. Its value is taken as text and checked with the file's values,
-/// never by clap, whose errors quote the value: it may be a secret typed in the wrong
-/// place.
-fn flag(key: &Key) -> Arg {
-    let mut help = key.help.to_owned();
-    match key.kind {
-        Kind::Bool => help.push_str(" [possible values: true, false]"),
-        Kind::Choice(words) => help.push_str(&format!(" [possible values: {}]", words.join(", "))),
-        _ => {}
-    }
-    match key.default {
-        Some("") => help.push_str(" [default: none]"),
-        Some(default) => help.push_str(&format!(" [default: {default}]")),
-        None => {}
-    }
-    let arg = Arg::new(key.name)
-        .long(key.flag().trim_start_matches('-').to_owned())
-        .value_name(key.value_name)
-        .help(help);
-    match key.kind {
-        Kind::SecretRef => arg,
-        Kind::Credential => arg.env(key.env()).hide_env_values(true),
-        _ => arg.env(key.env()),
-    }
-}
-
-impl clap::FromArgMatches for Overrides {
-    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let mut overrides = Self::default();
-        overrides.update_from_arg_matches(matches)?;
-        Ok(overrides)
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        if let Some(path) = matches.get_one::<PathBuf>("config") {
-            self.config = Some(path.clone());
-        }
-        for key in KEYS {
-            if let Some(text) = matches.get_one::<String>(key.name) {
-                self.values.insert(key.name, Value::Text(text.clone()));
-            }
-        }
-        if let Some(domains) = matches.get_many::<String>("domain") {
-            self.domains.extend(domains.cloned());
-        }
-        Ok(())
     }
 }
 

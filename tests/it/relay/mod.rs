@@ -8,6 +8,7 @@ mod dispatch;
 mod dispatch_local;
 mod e2e;
 mod faults;
+mod flags;
 mod hostile;
 mod listener;
 mod nodes;
