@@ -39,6 +39,7 @@ pub mod cli;
 pub(crate) mod config;
 pub mod consume;
 pub(crate) mod dispatch;
+pub(crate) mod journal;
 pub(crate) mod listener;
 pub(crate) mod logs;
 pub(crate) mod ops;
