@@ -344,7 +344,7 @@ impl Journal {
 
     /// Tests: runs `sql` on the writer's connection, in its transaction.
     #[cfg(test)]
-    async fn writer_sql(&self, sql: &str) -> Result<(), Option<Failure>> {
+    async fn writer_sql(&self, sql: &str) -> Result<Vec<String>, Option<Failure>> {
         self.submit(ops::Sql(sql.to_owned())).await
     }
 }

@@ -232,20 +232,31 @@ impl Op for Prune {
     }
 }
 
-/// Tests: runs SQL on the writer's connection (such as `PRAGMA max_page_count` to fake
-/// a full disk; it holds for that connection only).
+/// Tests: runs one SQL statement on the writer's connection, in its transaction (such
+/// as `PRAGMA max_page_count` to fake a full disk; it holds for that connection only).
+/// Returns the first column of its rows, as text.
 #[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct Sql(pub(crate) String);
 
 #[cfg(test)]
 impl Op for Sql {
-    type Output = ();
+    type Output = Vec<String>;
 
-    fn apply(&self, tx: &mut Tx<'_, '_>) -> Result<(), Failure> {
+    fn apply(&self, tx: &mut Tx<'_, '_>) -> Result<Vec<String>, Failure> {
+        use rusqlite::types::Value;
         let mut statement = tx.connection.prepare(&self.0)?;
         let mut rows = statement.query([])?;
-        while rows.next()?.is_some() {}
-        Ok(())
+        let mut column = Vec::new();
+        while let Some(row) = rows.next()? {
+            column.push(match row.get::<_, Value>(0)? {
+                Value::Null => "NULL".to_owned(),
+                Value::Integer(n) => n.to_string(),
+                Value::Real(x) => x.to_string(),
+                Value::Text(text) => text,
+                Value::Blob(bytes) => format!("<{} bytes>", bytes.len()),
+            });
+        }
+        Ok(column)
     }
 }

@@ -348,6 +348,77 @@ async fn close_commits_what_is_queued_then_refuses() {
 }
 
 #[tokio::test]
+async fn the_writer_logs_ahead_and_syncs_every_commit() {
+    let dir = TempDir::new("pragmas");
+    let journal = open(dir.path());
+    assert_eq!(
+        journal.writer_sql("PRAGMA journal_mode").await.unwrap(),
+        ["wal"]
+    );
+    assert_eq!(
+        journal.writer_sql("PRAGMA synchronous").await.unwrap(),
+        ["2"],
+        "FULL"
+    );
+    journal.close().await;
+}
+
+#[tokio::test]
+async fn a_request_that_fails_midway_is_rolled_back_alone() {
+    let dir = TempDir::new("midway");
+    let journal = Journal::open(dir.path(), Options { max_bytes: 1000 }).unwrap();
+    let k = "a.biapi.pro";
+    let seqs = append_all(&journal, (1..=3).map(|n| sized(k, n, 300)).collect()).await;
+    journal.confirm(vec![seqs[0]]).await.unwrap();
+    journal
+        .writer_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.message_id = 'refuse'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .await
+        .unwrap();
+    let before = journal.totals();
+    // Makes room (drops the confirmed entry), then its insert fails.
+    let refused = NewEntry {
+        message_id: "refuse".to_owned(),
+        ..sized(k, 4, 400)
+    };
+    let release = pause(&journal).await;
+    let (refused, fine, ()) = tokio::join!(
+        journal.append(refused),
+        journal.append(sized(k, 5, 50)),
+        async {
+            until_queued(&journal, 2).await;
+            drop(release);
+        }
+    );
+    assert!(
+        matches!(refused, Err(AppendError::Disk { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(fine.unwrap().dropped, 0);
+    let listed = journal.reader().list(&Default::default()).await.unwrap();
+    assert_eq!(
+        listed[0].seq, seqs[0],
+        "the drop was rolled back with its append"
+    );
+    assert_eq!(listed.len(), 4);
+    assert_eq!(journal.counters().dropped, 0);
+    let totals = journal.totals();
+    assert_eq!(
+        totals.bytes,
+        before.bytes + 50,
+        "the writer's figures rolled back too"
+    );
+    let stats = journal.reader().stats().await.unwrap();
+    assert_eq!(
+        (stats.bytes, stats.confirmed),
+        (totals.bytes, totals.confirmed)
+    );
+    journal.close().await;
+}
+
+#[tokio::test]
 async fn a_failed_request_answers_with_its_own_reason() {
     let dir = TempDir::new("reasons");
     let journal = Journal::open(dir.path(), Options { max_bytes: 10 }).unwrap();
