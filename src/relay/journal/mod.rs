@@ -15,7 +15,7 @@
 //!
 //! WAL with `synchronous = FULL`: a commit returns once its log frames are fsync'd, so
 //! a committed entry survives a crash of the relay and a power cut. [`Journal::append`]
-//! returns `Ok` only after that commit. The fsync is the cost (0.5 to 1.7 ms a commit
+//! returns `Ok` only after that commit. The fsync is the cost (0.4 to 1.7 ms a commit
 //! on the development disk), so writes go through one writer thread that commits every
 //! request queued at that moment in one transaction (group commit): concurrent webhooks
 //! share one fsync (see `writer.rs`).

@@ -20,7 +20,7 @@ pub(crate) enum Failure {
         max_bytes: u64,
     },
     /// SQLite failed (a full disk, an I/O error); the request's changes were rolled
-    /// back.
+    /// back, the journal's earlier commits stand.
     Disk(SqlError),
 }
 
@@ -77,7 +77,7 @@ pub(crate) trait Work: Send {
     fn fail(&mut self, failure: Failure);
     /// Whether it failed.
     fn failed(&self) -> bool;
-    /// Sends its result (a caller that has gone away misses nothing: it was committed).
+    /// Sends its result (to nobody if the caller stopped waiting: what committed stays).
     fn answer(self: Box<Self>);
     /// The body bytes it writes.
     fn weight(&self) -> usize;
