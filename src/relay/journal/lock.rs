@@ -11,13 +11,20 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::error::JournalError;
-
 /// The longest holder description read back: the file is only ours by convention.
 const MAX_HOLDER_BYTES: u64 = 1024;
 
 /// The longest field kept from it.
 const MAX_FIELD_CHARS: usize = 100;
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub(crate) enum LockError {
+    /// Another open file holds it; its holder, as the file says.
+    Held(Holder),
+    /// The file cannot be created or locked.
+    Io(std::io::Error),
+}
 
 /// The lock on a journal's directory; released when dropped.
 #[derive(Debug)]
@@ -31,13 +38,9 @@ impl DirLock {
     /// Locks `path` (created if needed, mode 0600) and writes this process into it.
     ///
     /// # Errors
-    /// [`JournalError::Locked`] when another open file holds it, naming its holder;
-    /// [`JournalError::File`] when it cannot be created or locked.
-    pub(crate) fn acquire(path: &Path) -> Result<Self, JournalError> {
-        let error = |source| JournalError::File {
-            path: path.to_owned(),
-            source,
-        };
+    /// [`LockError::Held`] when another open file holds it, naming its holder.
+    pub(crate) fn acquire(path: &Path) -> Result<Self, LockError> {
+        let error = LockError::Io;
         // Not truncated on open: until we hold the lock, its content is the holder's.
         let mut file = OpenOptions::new()
             .read(true)
@@ -49,12 +52,7 @@ impl DirLock {
             .map_err(error)?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(JournalError::Locked {
-                    path: path.to_owned(),
-                    holder: Holder::read(&mut file),
-                });
-            }
+            Err(TryLockError::WouldBlock) => return Err(LockError::Held(Holder::read(&mut file))),
             Err(TryLockError::Error(e)) => return Err(error(e)),
         }
         let text = Holder::this_process().to_text();

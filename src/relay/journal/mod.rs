@@ -72,6 +72,7 @@ mod queries;
 mod reader;
 mod request;
 mod schema;
+mod statements;
 mod writer;
 
 #[cfg(test)]
@@ -151,7 +152,16 @@ impl Journal {
     pub(crate) fn open(dir: &Path, options: Options) -> Result<Self, JournalError> {
         let paths = Paths::new(dir);
         files::create_dir(dir)?;
-        let lock = lock::DirLock::acquire(&paths.lock)?;
+        let lock = lock::DirLock::acquire(&paths.lock).map_err(|e| match e {
+            lock::LockError::Held(holder) => JournalError::Locked {
+                path: paths.lock.clone(),
+                holder,
+            },
+            lock::LockError::Io(source) => JournalError::File {
+                path: paths.lock.clone(),
+                source,
+            },
+        })?;
         if !paths.db.exists() && paths.wal.exists() {
             return Err(JournalError::StrayLog { path: paths.wal });
         }

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::entry::{Counters, Totals};
 use super::error::SqlError;
-use super::writer::Statements;
+use super::statements::Statements;
 
 /// Why a request was not committed.
 #[derive(Debug, Clone)]

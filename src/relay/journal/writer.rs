@@ -16,13 +16,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Statement};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, watch};
 
 use super::entry::{Counters, Totals};
 use super::error::{JournalError, SqlError};
 use super::lock::DirLock;
 use super::request::{Failure, Message, Shared, Tx, Work};
+use super::statements::Statements;
 
 /// The most requests one transaction applies: a bound on how long the first of them
 /// waits for the last.
@@ -31,70 +32,6 @@ pub(crate) const MAX_BATCH_REQUESTS: usize = 256;
 /// The most body bytes one transaction takes (the batch may pass it by one request):
 /// a first sync of several MB of bank data should not hold up everything behind it.
 pub(crate) const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
-
-/// The writer's prepared statements, for its whole life.
-#[derive(Debug)]
-pub(crate) struct Statements<'c> {
-    begin: Statement<'c>,
-    commit: Statement<'c>,
-    rollback: Statement<'c>,
-    savepoint: Statement<'c>,
-    release: Statement<'c>,
-    rollback_to: Statement<'c>,
-    /// Inserts an entry (see [`super::ops`] for the parameters).
-    pub(crate) insert: Statement<'c>,
-    /// `state, size` of entry `?1`.
-    pub(crate) state_of: Statement<'c>,
-    /// Marks entry `?1` confirmed at `?2`.
-    pub(crate) confirm: Statement<'c>,
-    /// Records a failed attempt on entry `?1`: state `?2`, error `?3`, next at `?4`.
-    pub(crate) defer: Statement<'c>,
-    /// `seq, size` of confirmed entries, oldest confirm first.
-    pub(crate) oldest_confirmed: Statement<'c>,
-    /// Deletes entry `?1`.
-    pub(crate) delete: Statement<'c>,
-    /// Deletes up to `?2` entries confirmed before `?1`, returning their sizes.
-    pub(crate) prune: Statement<'c>,
-}
-
-impl<'c> Statements<'c> {
-    fn prepare(c: &'c Connection) -> rusqlite::Result<Self> {
-        Ok(Self {
-            begin: c.prepare("BEGIN IMMEDIATE")?,
-            commit: c.prepare("COMMIT")?,
-            rollback: c.prepare("ROLLBACK")?,
-            savepoint: c.prepare("SAVEPOINT request")?,
-            release: c.prepare("RELEASE request")?,
-            rollback_to: c.prepare("ROLLBACK TO request")?,
-            insert: c.prepare(
-                "INSERT INTO entries (message_id, received_at, exchange, routing_key, event,
-                     id_webhook_data, state, next_attempt_at, size, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?,
-            state_of: c.prepare("SELECT state, size FROM entries WHERE seq = ?1")?,
-            confirm: c.prepare(
-                "UPDATE entries SET state = 'confirmed', confirmed_at = ?2, next_attempt_at = NULL
-                 WHERE seq = ?1",
-            )?,
-            defer: c.prepare(
-                "UPDATE entries SET state = ?2, attempts = attempts + 1, last_error = ?3,
-                     next_attempt_at = ?4
-                 WHERE seq = ?1",
-            )?,
-            oldest_confirmed: c.prepare(
-                "SELECT seq, size FROM entries WHERE state = 'confirmed'
-                 ORDER BY confirmed_at, seq",
-            )?,
-            delete: c.prepare("DELETE FROM entries WHERE seq = ?1")?,
-            prune: c.prepare(
-                "DELETE FROM entries WHERE seq IN (
-                     SELECT seq FROM entries WHERE state = 'confirmed' AND confirmed_at < ?1
-                     ORDER BY confirmed_at LIMIT ?2)
-                 RETURNING size",
-            )?,
-        })
-    }
-}
 
 /// Starts the writer thread on `connection`, holding `lock` until it stops.
 pub(crate) fn spawn(
