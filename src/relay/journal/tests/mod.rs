@@ -2,6 +2,7 @@
 //! system's temporary directory, removed at the end.
 
 mod files;
+mod limits;
 mod measure;
 mod read;
 mod write;
