@@ -13,6 +13,7 @@ mod header_error;
 mod headers;
 mod keyring;
 mod message;
+mod request;
 mod secret;
 mod signature;
 mod teal_json;
@@ -36,9 +37,9 @@ pub use headers::{
 pub use keyring::{Key, KeyMatch, KeyRing};
 pub use message::{
     CallbackMessage, MessageError, OpenIdCibaCallbackMessage, OpenIdCibaPushError,
-    OpenIdCibaPushToken, PowensHmacSignature, PowensWebhookMessage, TealMessage, VerifiedRequest,
-    WebhookRequest,
+    OpenIdCibaPushToken, PowensHmacSignature, PowensWebhookMessage, TealMessage,
 };
+pub use request::{Verification, VerifiedRequest, WebhookRequest};
 pub use secret::{Secret, SecretError};
 pub use signature::{Signature, SignedPrefix, sign, sign_parts};
 pub use time::{IsoDateTime, IsoDateTimeError};

@@ -1,19 +1,17 @@
-//! TeaL's AMQP messages, byte-compatible with what TeaL publishes, and building a
-//! `PowensWebhookMessage` from a webhook request.
+//! TeaL's AMQP messages, byte-compatible with what TeaL publishes: the wire types, which
+//! depend on nothing above them (a request becomes a message in `request`; a message's
+//! signature is checked in `verify`).
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::amq::TealExchange;
 use crate::domain::{Domain, Event};
-use crate::headers::{BearerToken, PowensHeaders};
-use crate::signature::{Signature, SignedPrefix};
+use crate::headers::BearerToken;
 use crate::teal_json;
 use crate::time::IsoDateTime;
-use crate::verify::{Verifier, VerifyError};
 
 /// A TeaL message: JSON on one exchange, routed by one of its fields.
 pub trait TealMessage: Serialize + DeserializeOwned {
@@ -73,24 +71,6 @@ impl TealMessage for PowensWebhookMessage {
 }
 
 impl PowensWebhookMessage {
-    /// Checks the signature the message carries: `HMAC(key, payload_prefix + payload)`,
-    /// for a consumer holding the domain's secrets. The date is not checked against the
-    /// clock (a message may wait in a queue); `now` only decides which keys have expired.
-    ///
-    /// # Errors
-    /// [`VerifyError::Unsigned`], [`VerifyError::MalformedSignature`],
-    /// [`VerifyError::SignatureMismatch`] or [`VerifyError::AllKeysExpired`].
-    pub fn verify(&self, verifier: &Verifier, now: DateTime<Utc>) -> Result<usize, VerifyError> {
-        let hmac = self.hmac_signature.as_ref().ok_or(VerifyError::Unsigned)?;
-        let signature =
-            Signature::from_base64(&hmac.signature).map_err(VerifyError::MalformedSignature)?;
-        verifier.verify_parts(
-            &[hmac.payload_prefix.as_bytes(), self.payload.as_bytes()],
-            &signature,
-            now,
-        )
-    }
-
     /// The body's `id_webhook_data`, when it is a JSON object carrying an integer there:
     /// Powens' identifier for deduplication.
     pub fn id_webhook_data(&self) -> Option<u64> {
@@ -235,85 +215,6 @@ pub struct OpenIdCibaPushError {
     pub error: String,
     /// The error's description.
     pub error_description: Option<String>,
-}
-
-/// A webhook request as received, its parts parsed: what is needed to verify it and to
-/// build its [`PowensWebhookMessage`].
-#[derive(Debug, Clone, Copy)]
-pub struct WebhookRequest<'a> {
-    /// The HTTP method, upper case.
-    pub method: &'a str,
-    /// The path Powens addressed (and signed), e.g. `/powens-webhook/budgea.biapi.pro/USER_SYNCED`.
-    pub endpoint: &'a str,
-    /// The Powens domain from the path.
-    pub domain: &'a Domain,
-    /// The event from the path.
-    pub event: &'a Event,
-    /// The authentication headers.
-    pub headers: &'a PowensHeaders,
-    /// The raw body.
-    pub body: &'a [u8],
-}
-
-impl<'a> WebhookRequest<'a> {
-    /// Verifies the request's HMAC headers with `verifier` at `now`.
-    ///
-    /// # Errors
-    /// [`VerifyError::Unsigned`] when the request has no HMAC headers, otherwise as
-    /// [`Verifier::verify`].
-    pub fn verify(
-        self,
-        verifier: &Verifier,
-        now: DateTime<Utc>,
-    ) -> Result<VerifiedRequest<'a>, VerifyError> {
-        let hmac = self.headers.hmac().ok_or(VerifyError::Unsigned)?;
-        verifier.verify(self.method, self.endpoint, hmac, self.body, now)?;
-        Ok(VerifiedRequest(self))
-    }
-
-    /// The message for this request without verifying it: TeaL's `forward` behaviour,
-    /// leaving verification to consumers.
-    ///
-    /// # Errors
-    /// [`MessageError::PayloadNotUtf8`] when the body is not UTF-8 text.
-    pub fn to_unverified_message(
-        &self,
-        timestamp: IsoDateTime,
-    ) -> Result<PowensWebhookMessage, MessageError> {
-        let payload = std::str::from_utf8(self.body)
-            .map_err(|e| MessageError::PayloadNotUtf8 {
-                valid_up_to: e.valid_up_to(),
-            })?
-            .to_owned();
-        let hmac_signature = self.headers.hmac().map(|hmac| PowensHmacSignature {
-            signature: hmac.signature.to_base64(),
-            payload_prefix: SignedPrefix::new(self.method, self.endpoint, hmac.date.raw())
-                .to_payload_prefix(),
-            signature_date: Some(IsoDateTime::aware(hmac.date.at())),
-        });
-        Ok(PowensWebhookMessage {
-            timestamp,
-            domain: self.domain.clone(),
-            event: self.event.clone(),
-            hmac_signature,
-            user_token: self.headers.bearer().cloned(),
-            payload,
-        })
-    }
-}
-
-/// A [`WebhookRequest`] whose signature has been verified.
-#[derive(Debug, Clone, Copy)]
-pub struct VerifiedRequest<'a>(WebhookRequest<'a>);
-
-impl VerifiedRequest<'_> {
-    /// The message to publish, `payload_prefix` exactly as verified.
-    ///
-    /// # Errors
-    /// [`MessageError::PayloadNotUtf8`] when the body is not UTF-8 text.
-    pub fn to_message(&self, timestamp: IsoDateTime) -> Result<PowensWebhookMessage, MessageError> {
-        self.0.to_unverified_message(timestamp)
-    }
 }
 
 /// Why a message could not be built or read.

@@ -8,6 +8,7 @@ use crate::domain::Domain;
 use crate::header_error::HeaderError;
 use crate::headers::HmacHeaders;
 use crate::keyring::{KeyMatch, KeyRing};
+use crate::message::PowensWebhookMessage;
 use crate::signature::{Signature, SignedPrefix};
 
 /// How old, and how far in the future, a `BI-Signature-Date` may be.
@@ -298,6 +299,28 @@ pub enum VerifyError {
     /// A request's signature headers are malformed.
     #[error(transparent)]
     MalformedHeaders(HeaderError),
+}
+
+// A consumer's check of a message's signature lives here, with the verifier, so that
+// the wire types in `message` depend on nothing above them.
+impl PowensWebhookMessage {
+    /// Checks the signature the message carries: `HMAC(key, payload_prefix + payload)`,
+    /// for a consumer holding the domain's secrets. The date is not checked against the
+    /// clock (a message may wait in a queue); `now` only decides which keys have expired.
+    ///
+    /// # Errors
+    /// [`VerifyError::Unsigned`], [`VerifyError::MalformedSignature`],
+    /// [`VerifyError::SignatureMismatch`] or [`VerifyError::AllKeysExpired`].
+    pub fn verify(&self, verifier: &Verifier, now: DateTime<Utc>) -> Result<usize, VerifyError> {
+        let hmac = self.hmac_signature.as_ref().ok_or(VerifyError::Unsigned)?;
+        let signature =
+            Signature::from_base64(&hmac.signature).map_err(VerifyError::MalformedSignature)?;
+        verifier.verify_parts(
+            &[hmac.payload_prefix.as_bytes(), self.payload.as_bytes()],
+            &signature,
+            now,
+        )
+    }
 }
 
 #[cfg(test)]

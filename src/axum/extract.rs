@@ -12,7 +12,8 @@ use super::rejection::WebhookRejection;
 use crate::domain::{Domain, Event};
 use crate::encoding::{self, ContentEncoding};
 use crate::headers::{BearerToken, HmacHeaders, PowensHeaders};
-use crate::message::{PowensWebhookMessage, WebhookRequest};
+use crate::message::PowensWebhookMessage;
+use crate::request::{Verification, VerifiedRequest, WebhookRequest};
 use crate::time::IsoDateTime;
 use crate::verify::VerifyError;
 
@@ -43,6 +44,15 @@ impl SignedOver {
     }
 }
 
+/// How a webhook that passed the checks was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authenticity {
+    /// Its HMAC matched a key of the domain (verify mode).
+    Verified(Verification),
+    /// Passed on unverified, for consumers to check (forward mode, TeaL's behaviour).
+    Forwarded,
+}
+
 /// A Powens webhook that passed the relay's checks: verified (or, for a domain in
 /// forward mode, passed on unverified), its body read within the limits and
 /// decompressed.
@@ -62,7 +72,7 @@ pub struct VerifiedPowensWebhook {
     event: Event,
     headers: PowensHeaders,
     payload: Bytes,
-    verified: bool,
+    authenticity: Authenticity,
     signed_over: Option<SignedOver>,
 }
 
@@ -104,7 +114,12 @@ impl VerifiedPowensWebhook {
 
     /// Whether the HMAC was verified (`false` for a domain in forward mode).
     pub fn is_verified(&self) -> bool {
-        self.verified
+        matches!(self.authenticity, Authenticity::Verified(_))
+    }
+
+    /// How it was authenticated: verified (with which key), or forwarded unverified.
+    pub fn authenticity(&self) -> Authenticity {
+        self.authenticity
     }
 
     /// For a gzip body, which bytes the signature matched; `None` otherwise.
@@ -121,7 +136,7 @@ impl VerifiedPowensWebhook {
         &self,
         timestamp: IsoDateTime,
     ) -> Result<PowensWebhookMessage, WebhookRejection> {
-        Ok(self.request().to_unverified_message(timestamp)?)
+        Ok(message_of(self.request(), self.authenticity, timestamp)?)
     }
 
     /// [`to_message`](Self::to_message) stamped now.
@@ -140,22 +155,17 @@ impl VerifiedPowensWebhook {
     pub fn into_message(self) -> Result<PowensWebhookMessage, WebhookRejection> {
         let timestamp = IsoDateTime::naive_utc(Utc::now());
         // Everything but the payload from the request; the payload moved in after.
-        let mut message = WebhookRequest {
+        let head = WebhookRequest {
             body: &[],
             ..self.request()
-        }
-        .to_unverified_message(timestamp)?;
+        };
+        let mut message = message_of(head, self.authenticity, timestamp)?;
         message.payload = String::from_utf8(Vec::from(self.payload)).map_err(|e| {
             crate::message::MessageError::PayloadNotUtf8 {
                 valid_up_to: e.utf8_error().valid_up_to(),
             }
         })?;
         Ok(message)
-    }
-
-    /// The payload, dropping the rest.
-    pub fn into_payload(self) -> Bytes {
-        self.payload
     }
 
     fn request(&self) -> WebhookRequest<'_> {
@@ -228,22 +238,23 @@ impl VerifiedPowensWebhook {
             event,
             headers,
             payload,
-            verified: false,
+            authenticity: Authenticity::Forwarded,
             signed_over: gzipped.then_some(SignedOver::Decompressed),
         };
         if let DomainPolicy::Verify(verifier) = policy {
             let now = Utc::now();
-            match webhook.request().verify(verifier, now) {
-                Ok(_) => {}
+            let proof = match webhook.request().verify(verifier, now) {
+                Ok(verified) => verified.verification(),
                 // A sender may have signed the body it sent rather than the payload: try
                 // the bytes as received.
                 Err(VerifyError::SignatureMismatch { .. }) if gzipped => {
-                    webhook.verify_received(verifier, &received, now)?;
+                    let proof = webhook.verify_received(verifier, &received, now)?;
                     webhook.signed_over = Some(SignedOver::Compressed);
+                    proof
                 }
                 Err(e) => return Err(e.into()),
-            }
-            webhook.verified = true;
+            };
+            webhook.authenticity = Authenticity::Verified(proof);
         }
         Ok(webhook)
     }
@@ -253,13 +264,28 @@ impl VerifiedPowensWebhook {
         verifier: &crate::verify::Verifier,
         received: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<Verification, VerifyError> {
         WebhookRequest {
             body: received,
             ..self.request()
         }
         .verify(verifier, now)
-        .map(drop)
+        .map(|verified| verified.verification())
+    }
+}
+
+/// TeaL's message for `request`: through its [`VerifiedRequest`] when it was verified
+/// (the proof kept from its verification), else unverified (forward mode).
+fn message_of(
+    request: WebhookRequest<'_>,
+    authenticity: Authenticity,
+    timestamp: IsoDateTime,
+) -> Result<PowensWebhookMessage, crate::message::MessageError> {
+    match authenticity {
+        Authenticity::Verified(proof) => {
+            VerifiedRequest::with_proof(request, proof).to_message(timestamp)
+        }
+        Authenticity::Forwarded => request.to_unverified_message(timestamp),
     }
 }
 

@@ -45,7 +45,7 @@ pub use config::{
     DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT, DomainPolicy, WebhookConfig, WebhookConfigBuilder,
     WebhookConfigError,
 };
-pub use extract::{SignedOver, VerifiedPowensWebhook};
+pub use extract::{Authenticity, SignedOver, VerifiedPowensWebhook};
 pub use layer::{PowensWebhookLayer, PowensWebhookService};
 pub use rejection::WebhookRejection;
 #[cfg(feature = "relay")]

@@ -30,7 +30,7 @@ use super::publish::{Exchange, Outgoing, Publisher};
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
 use crate::amq::TealExchange;
 use crate::headers::BearerToken;
-use crate::message::{CallbackMessage, TealMessage};
+use crate::message::CallbackMessage;
 use crate::time::IsoDateTime;
 
 /// The fragment page: sends the browser, fragment included, to `raw-callback` (relative
@@ -294,12 +294,7 @@ async fn publish_callback(
         url: url.to_owned(),
         state: state.as_str().to_owned(),
     };
-    let outgoing = Outgoing {
-        exchange: listener.callbacks_exchange.clone(),
-        routing_key: message.routing_key().to_owned(),
-        message_id: None,
-        body: message.to_json(),
-    };
+    let outgoing = Outgoing::of(&listener.callbacks_exchange, &message);
     if let Err(e) = listener.publisher.publish(&outgoing).await {
         if found.taken {
             // Not published: the state stays usable for the browser's retry.
@@ -346,12 +341,7 @@ async fn ciba(
     let body = read(body).await.map_err(|a| a.into_response())?;
     let notification = CibaNotification::parse(&body).map_err(|e| bad(e).into_response())?;
     let message = notification.into_message(&bearer, Utc::now());
-    let outgoing = Outgoing {
-        exchange: listener.ciba_exchange.clone(),
-        routing_key: message.routing_key().to_owned(),
-        message_id: None,
-        body: message.to_json(),
-    };
+    let outgoing = Outgoing::of(&listener.ciba_exchange, &message);
     listener
         .publisher
         .publish(&outgoing)

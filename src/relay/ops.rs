@@ -139,31 +139,28 @@ pub(crate) async fn track(
         .map(|s| s.as_str());
     let what = if is_webhook { "webhook" } else { "callback" };
     let request_id = &*id;
+    // One line per webhook or callback, at warn when the relay failed it (5xx).
+    macro_rules! handled {
+        ($level:ident) => {
+            tracing::$level!(
+                request_id,
+                %method,
+                route,
+                status,
+                outcome = outcome.label(),
+                reason,
+                signed_over,
+                micros,
+                "{what} handled"
+            )
+        };
+    }
     if !is_webhook && !listener {
         tracing::debug!(request_id, %method, route, status, micros, "request handled");
     } else if response.status().is_server_error() {
-        tracing::warn!(
-            request_id,
-            %method,
-            route,
-            status,
-            outcome = outcome.label(),
-            reason,
-            micros,
-            "{what} handled"
-        );
+        handled!(warn);
     } else {
-        tracing::info!(
-            request_id,
-            %method,
-            route,
-            status,
-            outcome = outcome.label(),
-            reason,
-            signed_over,
-            micros,
-            "{what} handled"
-        );
+        handled!(info);
     }
     metrics
         .requests

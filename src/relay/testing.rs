@@ -5,7 +5,7 @@
 //! - [`MemoryPublisher`]: a publisher that keeps messages in memory and can be told to
 //!   fail, behind [`router`] (the relay's routes, for `oneshot`) or [`relay`] (a real
 //!   server).
-//! - [`signed_request`] and [`send`]: webhooks signed as Powens signs them.
+//! - [`signed_request`] and [`send()`]: webhooks signed as Powens signs them.
 //! - [`amqp_channel`], [`declare_exchanges`], [`close`]: raw AMQP for baselines.
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -15,10 +15,10 @@ use tokio::sync::Semaphore;
 
 use super::broker::Exchanges;
 use super::ops::current_request_id;
-use super::publish::{Exchange, Outgoing, Publisher};
+use super::publish::{Exchange, Outgoing, Publisher, WebhookFacts};
 use super::reply::{Outcome, RETRY_AFTER_OVERLOADED, Refusal};
 use crate::amq::TealExchange;
-use crate::axum::{SignedOver, VerifiedPowensWebhook, WebhookConfig};
+use crate::axum::{Authenticity, SignedOver, VerifiedPowensWebhook, WebhookConfig};
 use crate::message::TealMessage;
 
 /// The webhook route's settings.
@@ -112,25 +112,35 @@ async fn relay_webhook(
     let (mut parts, body) = request.into_parts();
     let webhook = VerifiedPowensWebhook::extract(&route.webhooks, &mut parts, body).await?;
     let signed_over = webhook.signed_over();
+    let authenticity = webhook.authenticity();
     let message = webhook.into_message()?;
+    // Read once, here: the message id, and what follows the webhook (logs).
+    let id_webhook_data = message.id_webhook_data();
     let outgoing = Outgoing {
         exchange: route.exchange.clone(),
         routing_key: message.routing_key().to_owned(),
-        message_id: message.id_webhook_data().map(|id| id.to_string()),
+        message_id: id_webhook_data.map(|id| id.to_string()),
         body: message.to_json(),
+        webhook: Some(WebhookFacts {
+            event: message.event.clone(),
+            id_webhook_data,
+            authenticity,
+        }),
     };
-    let event = message.event.clone();
     drop(message);
     let started = Instant::now();
     route.publisher.publish(&outgoing).await?;
     route
         .confirm_seconds
         .observe(started.elapsed().as_secs_f64());
-    tracing::debug!(
-        request_id = current_request_id().as_deref(),
-        %event,
-        message_id = ?outgoing.message_id,
-        "published"
-    );
+    if let Some(facts) = &outgoing.webhook {
+        tracing::debug!(
+            request_id = current_request_id().as_deref(),
+            event = %facts.event,
+            id_webhook_data = facts.id_webhook_data,
+            verified = matches!(facts.authenticity, Authenticity::Verified(_)),
+            "published"
+        );
+    }
     Ok(signed_over)
 }

@@ -6,6 +6,8 @@ use super::*;
 use crate::axum::DomainPolicy;
 use crate::domain::Domain;
 use crate::relay::broker::Exchanges;
+use crate::relay::config::keys::{KEYS, Key};
+use crate::relay::config::value::Value;
 use crate::relay::publish::Unroutable;
 
 fn invalid_keys(text: &str, overrides: &Overrides) -> Vec<String> {
@@ -301,4 +303,66 @@ fn the_nodes_of_a_cluster_come_as_a_file_list_or_a_comma_separated_flag() {
             .broker()
             .is_none()
     );
+}
+
+// The keys table.
+
+#[test]
+fn every_default_fits_its_kind() {
+    for key in KEYS {
+        let Some(default) = key.default else { continue };
+        assert!(Value::from(default).fit(key.kind).is_ok(), "{}", key.name);
+    }
+}
+
+/// The configuration table of `docs/operations.md`, row by row: its key, flag / variable and
+/// default columns are what [`KEYS`] says, and it has no row for a key that is not.
+#[test]
+fn the_readme_configuration_table_matches_the_keys() {
+    let readme = include_str!("../../../docs/operations.md");
+    let rows: Vec<Vec<&str>> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split(" | ").collect())
+        .filter(|cells: &Vec<&str>| cells.len() >= 4 && cells[1].contains("POWENS_RELAY_"))
+        .collect();
+    for key in KEYS {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == format!("| `{}`", key.name))
+            .unwrap_or_else(|| panic!("docs/operations.md has no row for {}", key.name));
+        assert_eq!(row[1], format!("`{}` / `{}`", key.flag(), key.env()));
+        let default = match key.default {
+            Some("") => "`\"\"`".to_owned(),
+            Some(d) => format!("`{d}`"),
+            None => "none".to_owned(),
+        };
+        assert!(
+            row[2].starts_with(&default),
+            "{}: docs/operations.md says {:?}, the key {default}",
+            key.name,
+            row[2]
+        );
+    }
+    for row in &rows {
+        let documented = KEYS.iter().any(|k| row[0] == format!("| `{}`", k.name))
+            || row[1].starts_with("`--domain ");
+        assert!(
+            documented,
+            "docs/operations.md documents an unknown key: {}",
+            row[0]
+        );
+    }
+    assert_eq!(rows.len(), KEYS.len() + 1, "one row per key, and domains");
+}
+
+#[test]
+fn names_flags_and_variables_derive_from_the_key() {
+    let key = Key::named("max_in_flight").unwrap();
+    assert_eq!(key.flag(), "--max-in-flight");
+    assert_eq!(key.env(), "POWENS_RELAY_MAX_IN_FLIGHT");
+    let mut names: Vec<_> = KEYS.iter().map(|k| k.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), KEYS.len(), "a key is defined twice");
 }

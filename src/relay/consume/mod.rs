@@ -36,13 +36,14 @@
 //! ```
 
 mod bindings;
+mod error;
 mod received;
+mod settings;
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
@@ -51,126 +52,12 @@ use lapin::{Channel, Connection};
 use tokio::sync::Mutex;
 
 use super::broker::AmqpUrl;
-use super::broker::{self, AmqpError, Backoff, Broker, BrokerError, Exchanges, short_string};
-use crate::message::MessageError;
+use super::broker::{self, Backoff, Broker, BrokerError, Exchanges, short_string};
 pub use bindings::{BindingHandle, Bindings};
 use bindings::{Wanted, set_binding};
+pub use error::ConsumeError;
 pub use received::{ACK_TIMEOUT, Incoming, Received};
-
-/// How to set up the queue and recover.
-#[derive(Debug, Clone)]
-pub struct ConsumerSettings {
-    /// Prefix of the exchange names, as the relay's.
-    pub exchange_prefix: String,
-    /// Declare the exchanges durable, as the relay does.
-    pub exchange_durable: bool,
-    /// A named durable queue that outlives the consumer; `None` (TeaL's way) declares a
-    /// private, server-named queue deleted when the consumer disconnects.
-    pub queue: Option<String>,
-    /// The type of the named queue: [`QueueType::Quorum`] on a cluster, so that it
-    /// survives the loss of a node. A private queue is always classic (exclusive
-    /// queues live on the node of their connection).
-    pub queue_type: QueueType,
-    /// Messages delivered before they are acknowledged (0: unlimited).
-    pub prefetch: u16,
-    /// How long one connection attempt (connection, queue, bindings) may take.
-    pub connect_timeout: Duration,
-    /// The longest wait between two reconnection attempts.
-    pub reconnect_max_delay: Duration,
-}
-
-impl Default for ConsumerSettings {
-    fn default() -> Self {
-        Self {
-            exchange_prefix: String::new(),
-            exchange_durable: false,
-            queue: None,
-            queue_type: QueueType::Classic,
-            prefetch: 64,
-            connect_timeout: broker::DEFAULT_CONNECT_TIMEOUT,
-            reconnect_max_delay: Duration::from_secs(1),
-        }
-    }
-}
-
-/// The type of a named queue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum QueueType {
-    /// RabbitMQ's classic queue (durable): its messages live on one node.
-    #[default]
-    Classic,
-    /// A quorum queue (`x-queue-type = quorum`, durable): replicated on a majority of
-    /// the cluster's nodes, a confirmed message survives the loss of a minority.
-    Quorum,
-}
-
-impl QueueType {
-    /// The type's name, as `x-queue-type` takes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Classic => "classic",
-            Self::Quorum => "quorum",
-        }
-    }
-}
-
-/// A queue type other than `classic` or `quorum`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("must be classic or quorum")]
-pub struct QueueTypeError;
-
-impl std::str::FromStr for QueueType {
-    type Err = QueueTypeError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "classic" => Ok(Self::Classic),
-            "quorum" => Ok(Self::Quorum),
-            _ => Err(QueueTypeError),
-        }
-    }
-}
-
-/// Why consuming failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConsumeError {
-    /// Connecting, declaring or binding failed.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    /// No broker node was given.
-    #[error("no broker node was given")]
-    NoNodes,
-    /// A quorum queue was asked for without a name: a private queue is exclusive, and
-    /// an exclusive queue cannot be a quorum queue.
-    #[error("a quorum queue needs a name (queue): a private queue is always classic")]
-    UnnamedQuorumQueue,
-    /// An acknowledgement could not be sent: the connection died, and the message will
-    /// be delivered again.
-    #[error("the broker connection failed: {0}")]
-    Connection(#[source] AmqpError),
-    /// An acknowledgement (or a rejection) was not written within
-    /// [`ACK_TIMEOUT`]: its connection is taken as lost, and the
-    /// message will be delivered again.
-    #[error(
-        "the broker did not take an acknowledgement within {secs} s: the connection is taken as lost, and the message will be delivered again"
-    )]
-    AckTimeout {
-        /// The time-out, in seconds.
-        secs: u64,
-    },
-    /// A message could not be read; it was rejected without requeueing (so it goes to
-    /// the queue's dead-letter exchange, if any) rather than redelivered forever.
-    #[error("a message on {exchange} could not be read and was rejected: {error}")]
-    Malformed {
-        /// The exchange it came from.
-        exchange: String,
-        /// What was wrong.
-        #[source]
-        error: MessageError,
-    },
-}
+pub use settings::{ConsumerSettings, QueueType, QueueTypeError};
 
 /// One connection's worth of consuming.
 #[derive(Debug)]

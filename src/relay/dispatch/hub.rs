@@ -10,8 +10,8 @@ use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::frames::Kind;
 use super::metrics::DispatcherMetrics;
-use super::protocol::Kind;
 use crate::amq::TealExchange;
 use crate::relay::broker::BrokerError;
 use crate::relay::consume::Received;

@@ -23,6 +23,7 @@
 
 mod auth;
 mod error;
+pub(crate) mod frames;
 mod hub;
 mod metrics;
 pub(crate) mod protocol;

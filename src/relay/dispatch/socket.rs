@@ -9,8 +9,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, timeout};
 
 use super::Context;
+use super::frames::{Kind, failure_frame};
 use super::hub::Connection;
-use super::protocol::{ClientMessage, FrameError, Kind, failure_frame};
+use super::protocol::{ClientMessage, FrameError};
 
 /// How a connection ends.
 #[derive(Debug)]

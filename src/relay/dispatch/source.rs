@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use super::frames::{Kind, push_frame, server_frame};
 use super::hub::{Delivery, Hub, Key, Subscriber};
-use super::protocol::{Kind, push_frame, server_frame};
 use crate::relay::broker::BrokerError;
 use crate::relay::consume::{BindingHandle, ConsumeError, TealConsumer};
 use crate::relay::publish::{Outgoing, PublishError, Publisher};

@@ -10,6 +10,9 @@ use super::broker::{AmqpError, BrokerError, Exchanges};
 use super::ops::current_request_id;
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
 use crate::amq::TealExchange;
+use crate::axum::Authenticity;
+use crate::domain::Event;
+use crate::message::TealMessage;
 
 mod amqp;
 
@@ -53,17 +56,43 @@ impl Exchange {
     }
 }
 
+/// What the relay knows of a webhook it publishes, read once as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WebhookFacts {
+    /// The event.
+    pub(crate) event: Event,
+    /// The body's `id_webhook_data`, if it has one.
+    pub(crate) id_webhook_data: Option<u64>,
+    /// Verified, or forwarded unverified.
+    pub(crate) authenticity: Authenticity,
+}
+
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Outgoing {
     /// The exchange.
     pub(crate) exchange: Exchange,
+    /// A webhook's facts; `None` for a callback or a CIBA notification.
+    pub(crate) webhook: Option<WebhookFacts>,
     /// The routing key (for webhooks, the Powens domain).
     pub(crate) routing_key: String,
     /// The message body (TeaL JSON).
     pub(crate) body: Vec<u8>,
     /// The AMQP `message_id` (the webhook's `id_webhook_data`, when it has one).
     pub(crate) message_id: Option<String>,
+}
+
+impl Outgoing {
+    /// `message` on `exchange`, with no message id: a callback or a CIBA notification.
+    pub(crate) fn of(exchange: &Exchange, message: &impl TealMessage) -> Self {
+        Self {
+            exchange: exchange.clone(),
+            routing_key: message.routing_key().to_owned(),
+            body: message.to_json(),
+            message_id: None,
+            webhook: None,
+        }
+    }
 }
 
 /// Why a message was not published. Every variant means "not confirmed": the relay
@@ -91,7 +120,7 @@ pub(crate) enum PublishError {
     Channel(#[source] AmqpError),
     /// The message could not be made into a websocket frame (the in-process bus).
     #[error("the message could not be written for the websocket clients: {0}")]
-    Frame(#[source] crate::relay::dispatch::protocol::FrameEncodingError),
+    Frame(#[source] crate::relay::dispatch::frames::FrameEncodingError),
     /// The message could not be written to standard output.
     #[error("cannot write to standard output: {0}")]
     Output(#[source] Arc<std::io::Error>),
