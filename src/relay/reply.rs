@@ -147,6 +147,9 @@ pub(crate) struct Readiness {
     pub(crate) ready: bool,
     /// The broker node in use, its URL without the password.
     pub(crate) node: Option<String>,
+    /// Whether the callback store is down (Redis without a connection): `/readyz`
+    /// says so, the broker's metrics do not.
+    pub(crate) store_down: bool,
 }
 
 impl Readiness {
@@ -157,12 +160,20 @@ impl Readiness {
         Self {
             ready: self.ready && other.ready,
             node: self.node,
+            store_down: self.store_down || other.store_down,
         }
     }
 
     /// `/readyz`'s answer: 200 (`ready`, and on a second line the broker node in use,
-    /// when there is one), or 503 while the broker is unusable.
+    /// when there is one), or 503 while the broker, or the callback store, is unusable.
     pub(crate) fn response(&self) -> Response {
+        if self.ready && self.store_down {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the callback store is unavailable\n",
+            )
+                .into_response();
+        }
         if self.ready {
             let body = match &self.node {
                 Some(node) => format!("ready\nbroker node: {node}\n"),

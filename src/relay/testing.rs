@@ -19,7 +19,7 @@ use url::Url;
 
 use super::app::{self, Relay, RelayError};
 use super::broker::{AmqpUrl, Broker, BrokerError, Exchanges};
-use super::callback::store::{CallbackStore, EmbeddedStore, StoreError};
+use super::callback::store::{CallbackStore, EmbeddedStore, Lookup, StoreError, StoreSpec};
 use super::callback::{CallbackRecord, CallbackState};
 use super::config::RelayConfig;
 use super::publish::{Outgoing, PublishError, Publisher};
@@ -153,6 +153,26 @@ impl Store {
     /// The file cannot be opened.
     pub fn embedded(path: &std::path::Path) -> Result<Self, StoreError> {
         Ok(Self(Arc::new(EmbeddedStore::open(path)?)))
+    }
+
+    /// The store at `url` (`redis://…`, `redis+sentinel://…`), opened as the relay
+    /// opens it.
+    ///
+    /// # Errors
+    /// Not a store URL, or the store cannot be reached.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        let spec = StoreSpec::parse(url, std::path::Path::new("unused")).map_err(Error::new)?;
+        Ok(Self(spec.open().await.map_err(Error::new)?))
+    }
+
+    /// Whether the callback of `state` is there (and live), left in the store.
+    ///
+    /// # Errors
+    /// An invalid state, or the store's failure.
+    pub async fn has_callback(&self, state: &str) -> Result<bool, Error> {
+        let state = CallbackState::parse(state).map_err(Error::new)?;
+        let found = self.0.read(&state, Lookup::get(Utc::now())).await;
+        Ok(found.map_err(Error::new)?.is_some())
     }
 
     /// The store `overrides` configure (`callback_store`, `data_dir`), opened as the

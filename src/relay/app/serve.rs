@@ -244,6 +244,7 @@ pub(crate) fn router(
         &mut composition.registry,
     );
     composition.add(webhook.routes());
+    let listener_store = store.clone();
     match store {
         Some(store) => {
             let listener = Listener::new(&config.listener, store, publisher.clone(), exchanges);
@@ -258,12 +259,13 @@ pub(crate) fn router(
         composition.add(dispatcher.routes());
         dispatcher.readiness()
     });
-    // Ready when the publisher is and, if hosted, the dispatcher's consumer is; the
-    // node named is the publisher's.
+    // Ready when the publisher is, the callback store too and, if hosted, the
+    // dispatcher's consumer is; the node named is the publisher's.
     let readiness = move || {
         let published = Readiness {
             ready: publisher.is_ready(),
             node: publisher.broker_node(),
+            store_down: listener_store.as_ref().is_some_and(|s| !s.is_available()),
         };
         match &dispatcher_ready {
             Some(hosted) => published.and(&hosted()),

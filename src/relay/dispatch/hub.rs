@@ -141,6 +141,7 @@ impl Hub {
         Readiness {
             ready: self.subscriber.is_ready(),
             node: self.subscriber.broker_node(),
+            store_down: false,
         }
     }
 

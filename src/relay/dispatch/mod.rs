@@ -221,10 +221,15 @@ impl Dispatcher {
     }
 
     /// Whether messages can reach the dispatcher now (the broker consumer is
-    /// connected), and from which node: a check that outlives the dispatcher's handle.
+    /// connected, the callback store reachable), and from which node: a check that
+    /// outlives the dispatcher's handle.
     pub(crate) fn readiness(&self) -> impl Fn() -> Readiness + Send + Sync + 'static {
-        let hub = self.ctx.hub.clone();
-        move || hub.readiness()
+        let ctx = self.ctx.clone();
+        move || Readiness {
+            // A client's `create` writes to the callback store.
+            store_down: !ctx.store.is_available(),
+            ..ctx.hub.readiness()
+        }
     }
 
     /// Tells every client to close (1001) and waits, at most `grace`, until they have;

@@ -17,6 +17,7 @@ mod replicas;
 mod router;
 mod secrets;
 mod shutdown;
+mod store_faults;
 
 use std::net::TcpStream;
 use std::path::PathBuf;

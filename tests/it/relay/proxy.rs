@@ -1,5 +1,6 @@
 //! A fault-injecting TCP proxy for tests: put it between the relay and the real broker
-//! (which is never stopped), then cut, black-hole or delay the traffic, and heal it.
+//! or Redis (which are never stopped), then cut, black-hole or delay the traffic, and
+//! heal it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,6 +69,11 @@ impl FaultProxy {
     pub fn amqp_url(&self) -> powens_webhooks::relay::AmqpUrl {
         powens_webhooks::relay::AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", self.addr))
             .unwrap()
+    }
+
+    /// Redis through the proxy, database `db`.
+    pub fn redis_url(&self, db: u8) -> String {
+        format!("redis://{}/{db}", self.addr)
     }
 
     /// Starts `fault` (replacing any other); [`Fault::Cut`] closes every open

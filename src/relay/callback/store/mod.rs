@@ -7,7 +7,8 @@
 //!   single-process stores such as sled or redb do not allow.
 //! - **Redis** (`callback_store = "redis://…"`): TeaL's layout, so that a mixed
 //!   deployment works — key `callback_<state>`, value TeaL's JSON — and, unlike TeaL, a
-//!   TTL matching `expires_at`, so that nothing is left behind.
+//!   TTL matching `expires_at`, so that nothing is left behind. A connection found
+//!   dead costs a request a retry, not an error (see `redis`).
 //!
 //! Both read an expired callback as unknown and delete it, as TeaL does.
 
@@ -63,6 +64,27 @@ pub enum StoreError {
     /// A read or write failed.
     #[error("the callback store failed: {0}")]
     Backend(#[source] BackendError),
+    /// No connection to the store answered within the operation's time budget.
+    #[error("the callback store did not answer within {waited:?}{}", after(.last))]
+    Unavailable {
+        /// The budget.
+        waited: std::time::Duration,
+        /// The last failure met, if any.
+        #[source]
+        last: Option<BackendError>,
+    },
+    /// A one-shot state's take lost its answer with the connection: it may have
+    /// run, and the state is gone either way (whether it was used is unknown).
+    #[error(
+        "the callback store lost the answer to a one-shot state's take ({0}): the state \
+         is gone, and whether that take used it is unknown"
+    )]
+    TakeUncertain(#[source] BackendError),
+}
+
+/// `: <error>` after [`StoreError::Unavailable`]'s text, when there was one.
+fn after(last: &Option<BackendError>) -> String {
+    last.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
 }
 
 /// How a record is read: at which instant (expired records are unknown), and whether
@@ -105,6 +127,12 @@ pub(crate) trait CallbackStore: Send + Sync + 'static {
         state: &'a CallbackState,
         record: &'a CallbackRecord,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Whether the store can be used now, for `/readyz`: a Redis store while it has a
+    /// connection (its keeper checks it every second); the embedded store always.
+    fn is_available(&self) -> bool {
+        true
+    }
 }
 
 impl std::fmt::Debug for dyn CallbackStore {
