@@ -43,10 +43,13 @@ pub(crate) fn redact_url(text: &str) -> String {
     let host = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
+    // Commas: the sentinels of a `redis+sentinel://` URL. An `@` after the host part
+    // means a password held a `/`, `?` or `#` and cut it early: none of it is shown.
     let plain_host = !host.is_empty()
         && host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[],".contains(&b))
+        && !after.contains('@');
     if !plain_host {
         return format!("{scheme}://{HIDDEN}");
     }
@@ -79,5 +82,20 @@ mod tests {
             "amqp://h:1/…"
         );
         assert_eq!(redact_url("amqp//u:s3cr3t@h"), "…");
+        assert_eq!(
+            redact_url("redis+sentinel://:s3cr3t@s1:26379,s2:26379/mymaster?wait_replicas=1"),
+            "redis+sentinel://s1:26379,s2:26379/mymaster?…"
+        );
+        // A password with a raw `/`, `?` or `#` in it ends the host part early.
+        for url in [
+            "amqp://u:pa/ss@h/%2f",
+            "redis://:s3?cr3t@h:6379",
+            "amqp://u:a#b@h/",
+        ] {
+            assert_eq!(
+                redact_url(url),
+                url.split("://").next().unwrap().to_owned() + "://…"
+            );
+        }
     }
 }

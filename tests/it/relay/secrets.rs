@@ -304,6 +304,10 @@ fn a_redis_password_never_prints() {
         "redis://user:REDISS3CRET@[::1]:1/0",
         "redis://:REDISS3CRET@",
         "rediss//:REDISS3CRET@host",
+        "redis+sentinel://:REDISS3CRET@127.0.0.1:1,127.0.0.1:2/mymaster",
+        "rediss+sentinel://user:REDISS3CRET@[::1]:1/m/0?sentinel_auth=true",
+        "redis+sentinel://:REDISS3CRET@/mymaster",
+        "redis+sentinel://u:REDISS3CRET@127.0.0.1:1/m?wait_replicas=x",
     ];
     let domain = [
         "--domain",

@@ -7,8 +7,10 @@
 //!   single-process stores such as sled or redb do not allow.
 //! - **Redis** (`callback_store = "redis://…"`): TeaL's layout, so that a mixed
 //!   deployment works — key `callback_<state>`, value TeaL's JSON — and, unlike TeaL, a
-//!   TTL matching `expires_at`, so that nothing is left behind. A connection found
-//!   dead costs a request a retry, not an error (see `redis`).
+//!   TTL matching `expires_at`, so that nothing is left behind. Behind Sentinel
+//!   (`redis+sentinel://…`), the primary the sentinels name, followed through a
+//!   fail-over, each creation acknowledged by a replica before it is answered. A
+//!   connection found dead costs a request a retry, not an error (see `redis`).
 //!
 //! Both read an expired callback as unknown and delete it, as TeaL does.
 
@@ -80,6 +82,18 @@ pub enum StoreError {
          is gone, and whether that take used it is unknown"
     )]
     TakeUncertain(#[source] BackendError),
+    /// A write reached the primary, but fewer of its replicas acknowledged it than
+    /// asked: a fail-over now could lose it.
+    #[error(
+        "the callback store's primary has the callback, but {acknowledged} of the \
+         {wanted} replicas waited for acknowledged it in time"
+    )]
+    NotReplicated {
+        /// Replicas waited for.
+        wanted: u32,
+        /// Replicas that acknowledged the write.
+        acknowledged: u32,
+    },
 }
 
 /// `: <error>` after [`StoreError::Unavailable`]'s text, when there was one.
@@ -142,12 +156,15 @@ impl std::fmt::Debug for dyn CallbackStore {
 }
 
 /// Which store, as configured: `callback_store` empty or `embedded` for the embedded
-/// store under `data_dir`, or a `redis://` / `rediss://` URL.
+/// store under `data_dir`, or a `redis://` / `rediss://` URL, or the Sentinel form
+/// `redis+sentinel://` / `rediss+sentinel://` (its sentinels, the primary's name as
+/// the path: see `docs/operations.md`).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum StoreSpec {
     /// The SQLite file under this directory.
     Embedded(PathBuf),
-    /// Redis at this URL (it may hold a password: `Debug` hides it).
+    /// Redis at this URL, or behind the sentinels of this URL (it may hold a password:
+    /// `Debug` hides it).
     Redis(String),
 }
 
@@ -162,8 +179,14 @@ impl std::fmt::Debug for StoreSpec {
 
 /// Why `callback_store` is refused. Never quotes it: it may hold a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("must be empty, embedded, or a redis:// or rediss:// URL")]
-pub(crate) struct StoreSpecError;
+#[error("{0}")]
+pub(crate) struct StoreSpecError(&'static str);
+
+impl StoreSpecError {
+    pub(crate) const fn new(reason: &'static str) -> Self {
+        Self(reason)
+    }
+}
 
 impl StoreSpec {
     /// Reads `callback_store` (with `data_dir` for the embedded store).
@@ -174,10 +197,21 @@ impl StoreSpec {
         match text {
             "" | "embedded" => Ok(Self::Embedded(data_dir.to_owned())),
             url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                ::redis::Client::open(url).map_err(|_| StoreSpecError)?;
+                ::redis::Client::open(url).map_err(|_| {
+                    StoreSpecError::new(
+                        "is not a Redis URL: redis://[[user]:password@]host[:port][/db]",
+                    )
+                })?;
                 Ok(Self::Redis(url.to_owned()))
             }
-            _ => Err(StoreSpecError),
+            url if redis::is_sentinel_url(url) => {
+                redis::SentinelUrl::parse(url)?;
+                Ok(Self::Redis(url.to_owned()))
+            }
+            _ => Err(StoreSpecError::new(
+                "must be empty, embedded, or a redis://, rediss://, redis+sentinel:// or \
+                 rediss+sentinel:// URL",
+            )),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The Redis store: TeaL's keys and JSON, with a TTL.
+//! The Redis store: TeaL's keys and JSON, with a TTL; one Redis (`redis://`,
+//! `rediss://`) or the primary Sentinel names ([`sentinel`]).
 //!
 //! # Failures
 //!
@@ -22,6 +23,7 @@
 //! twice.
 
 mod link;
+mod sentinel;
 
 use std::time::Duration;
 
@@ -33,14 +35,22 @@ use super::{BackendError, CallbackStore, Lookup, StoreError};
 use crate::relay::callback::state::{CallbackRecord, CallbackState};
 use crate::relay::redact::redact_url;
 use link::{Link, Target};
+pub(crate) use sentinel::{SentinelUrl, is_sentinel_url};
 
 /// How long one store operation may take, every attempt included; then the request
 /// gets 503.
 const BUDGET: Duration = Duration::from_secs(3);
 /// How long one attempt may wait for its answer; then its connection counts as dead.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a write waits for its replicas' acknowledgement (below
+/// [`ATTEMPT_TIMEOUT`]).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// What WAIT leaves of an attempt's time, for its answer to arrive.
+const WAIT_MARGIN: Duration = Duration::from_millis(100);
 /// The pause before trying again a command the server refused without running it.
 const REFUSED_PAUSE: Duration = Duration::from_millis(50);
+/// At most one "no replica" warning per this long.
+const NO_REPLICA_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// The Redis store; its connection is kept by a task of its own.
 #[derive(Clone)]
@@ -50,6 +60,11 @@ pub(crate) struct RedisStore {
 
 struct Inner {
     link: Link,
+    /// How many replicas a write waits for, at most (Sentinel form; 0 otherwise).
+    wait_replicas: u32,
+    /// When a write was last answered without a replica (warned at most once in a
+    /// while).
+    last_unreplicated: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -97,7 +112,8 @@ fn unavailable(last: Option<RedisError>) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects to Redis at `url`.
+    /// Connects to Redis at `url`: `redis://` or `rediss://`, or the primary the
+    /// sentinels of a `redis+sentinel://` or `rediss+sentinel://` URL name.
     ///
     /// # Errors
     /// [`StoreError::Connect`], naming Redis without its password.
@@ -106,13 +122,25 @@ impl RedisStore {
             url: redact_url(url),
             source,
         };
-        let client = redis::Client::open(url).map_err(|e| connect(BackendError::new(e)))?;
-        let target = Target::Direct(client);
+        let (target, wait_replicas) = if is_sentinel_url(url) {
+            let sentinel = SentinelUrl::parse(url).map_err(|e| connect(BackendError::new(e)))?;
+            let client = sentinel
+                .client()
+                .map_err(|e| connect(BackendError::new(e)))?;
+            (Target::Sentinel(client), sentinel.wait_replicas())
+        } else {
+            let client = redis::Client::open(url).map_err(|e| connect(BackendError::new(e)))?;
+            (Target::Direct(client), 0)
+        };
         let link = Link::open(target)
             .await
             .map_err(|e| connect(BackendError::new(ConnectError(e))))?;
         Ok(Self {
-            inner: std::sync::Arc::new(Inner { link }),
+            inner: std::sync::Arc::new(Inner {
+                link,
+                wait_replicas,
+                last_unreplicated: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -211,6 +239,28 @@ impl RedisStore {
             }
         }
     }
+
+    /// The replicas a write waits for now: as many as asked, at most as many as the
+    /// primary has (none connected: the write is answered at once, with a warning).
+    fn replicas_to_wait_for(&self) -> u32 {
+        let wanted = self.inner.wait_replicas;
+        let online = self.inner.link.replicas();
+        if wanted > online {
+            let now = Instant::now();
+            if let Ok(mut last) = self.inner.last_unreplicated.lock()
+                && last.is_none_or(|at| now >= at + NO_REPLICA_WARNING_EVERY)
+            {
+                *last = Some(now);
+                tracing::warn!(
+                    wanted,
+                    online,
+                    "callback store: fewer Redis replicas online than wait_replicas: callbacks \
+                     created now are acknowledged by {online} and could be lost in a fail-over"
+                );
+            }
+        }
+        wanted.min(online)
+    }
 }
 
 /// Why the first connection failed, as the link reported it.
@@ -234,16 +284,38 @@ impl CallbackStore for RedisStore {
             let expires = record
                 .expires_at
                 .map(|at| (at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)).max(1));
-            self.run::<()>(|_| {
-                let mut pipeline = redis::pipe();
-                pipeline.cmd("SET").arg(&key).arg(&value);
-                if let Some(secs) = expires {
-                    pipeline.arg("EXAT").arg(secs);
-                }
-                pipeline.ignore();
-                pipeline
-            })
-            .await?;
+            // Redis replicates after answering: a fail-over can promote a replica that
+            // has not received the write. Waiting for replicas' acknowledgement before
+            // answering makes a created callback survive it. Counted again at each
+            // attempt: after a fail-over, the new primary may have fewer replicas.
+            let mut wanted = 0;
+            let answers: Vec<u32> = self
+                .run(|until| {
+                    let mut pipeline = redis::pipe();
+                    pipeline.cmd("SET").arg(&key).arg(&value);
+                    if let Some(secs) = expires {
+                        pipeline.arg("EXAT").arg(secs);
+                    }
+                    pipeline.ignore();
+                    wanted = self.replicas_to_wait_for();
+                    if wanted > 0 {
+                        // Within the attempt's time, so that WAIT answers before the
+                        // attempt gives up on it (never 0: that would wait forever).
+                        let left = until.saturating_duration_since(Instant::now());
+                        let wait = WAIT_TIMEOUT.min(left.saturating_sub(WAIT_MARGIN));
+                        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(1).max(1);
+                        pipeline.cmd("WAIT").arg(wanted).arg(wait_ms);
+                    }
+                    pipeline
+                })
+                .await?;
+            let acknowledged = answers.first().copied().unwrap_or_default();
+            if acknowledged < wanted {
+                return Err(StoreError::NotReplicated {
+                    wanted,
+                    acknowledged,
+                });
+            }
             Ok(())
         })
     }
