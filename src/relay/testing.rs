@@ -188,17 +188,22 @@ impl Store {
     /// Creates (or replaces) the callback of `state`, as a client does.
     ///
     /// # Errors
-    /// An invalid state, or the store's failure.
+    /// The store's failure.
+    ///
+    /// # Panics
+    /// When `state` is not a valid state (a mistake in the test).
     pub async fn put_callback(
         &self,
         state: &str,
         expires_at: DateTime<Utc>,
         final_redirect_url: Option<Url>,
         with_fragment: bool,
-    ) -> Result<(), Error> {
-        let state = CallbackState::parse(state).map_err(Error::new)?;
+    ) -> Result<(), StoreError> {
+        let Ok(state) = CallbackState::parse(state) else {
+            panic!("not a valid state: {state:?}");
+        };
         let record = CallbackRecord::new(expires_at, final_redirect_url, with_fragment);
-        self.0.put(&state, &record).await.map_err(Error::new)
+        self.0.put(&state, &record).await
     }
 }
 
