@@ -44,12 +44,13 @@ pub(crate) fn redact_url(text: &str) -> String {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     // Commas: the sentinels of a `redis+sentinel://` URL. An `@` after the host part
-    // means a password held a `/`, `?` or `#` and cut it early: none of it is shown.
+    // (before the next URL of a list) means a password held a `/`, `?` or `#` and cut
+    // the host part early: none of it is shown.
     let plain_host = !host.is_empty()
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[],".contains(&b))
-        && !after.contains('@');
+        && !after.split(',').next().unwrap_or_default().contains('@');
     if !plain_host {
         return format!("{scheme}://{HIDDEN}");
     }
