@@ -39,6 +39,7 @@ pub mod cli;
 pub(crate) mod config;
 pub mod consume;
 pub(crate) mod dispatch;
+pub(crate) mod durable;
 pub(crate) mod journal;
 pub(crate) mod listener;
 pub(crate) mod logs;
@@ -60,4 +61,5 @@ pub use broker::{AmqpError, AmqpUrl, AmqpUrlError, AmqpUrlListError, BrokerError
 pub use callback::store::{BackendError, StoreError};
 pub use config::{ConfigError, Overrides, Problem, RelayConfig};
 pub use dispatch::DispatchError;
+pub use durable::JournalStartError;
 pub use server::{BindError, shutdown_signal};

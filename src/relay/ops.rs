@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::reply::{Outcome, Reason, Refusal};
+use super::reply::{Delivered, Outcome, Reason, Refusal};
 use crate::axum::SignedOver;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,6 +137,7 @@ pub(crate) async fn track(
         .extensions()
         .get::<SignedOver>()
         .map(|s| s.as_str());
+    let delivered = response.extensions().get::<Delivered>().map(|d| d.label());
     let what = if is_webhook { "webhook" } else { "callback" };
     let request_id = &*id;
     // One line per webhook or callback, at warn when the relay failed it (5xx).
@@ -150,6 +151,7 @@ pub(crate) async fn track(
                 outcome = outcome.label(),
                 reason,
                 signed_over,
+                delivered,
                 micros,
                 "{what} handled"
             )

@@ -59,6 +59,34 @@ impl Outcome {
     }
 }
 
+/// What became of a message the publisher took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// Confirmed by the broker (or written, without one).
+    Confirmed,
+    /// No queue received it, and `unroutable = accept` dropped it.
+    Dropped,
+    /// Committed to the journal, to be published from it.
+    Journaled,
+    /// Committed to the journal, held until a queue is bound (`unroutable = hold`).
+    Held,
+    /// The same webhook was accepted before: not published again.
+    Duplicate,
+}
+
+impl Delivered {
+    /// The log field and the console's word.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Dropped => "dropped",
+            Self::Journaled => "journaled",
+            Self::Held => "held",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
 /// Why a request was refused, for its log line: the text sent back, which never quotes a
 /// secret, a signature or a token.
 #[derive(Debug, Clone)]
@@ -140,6 +168,15 @@ impl From<WebhookRejection> for Refusal {
     }
 }
 
+/// The journal's state, for `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JournalStatus {
+    /// Whether it takes webhooks now (it is open and not full).
+    pub(crate) accepting: bool,
+    /// Webhooks it holds that are not published yet (pending and held).
+    pub(crate) waiting: u64,
+}
+
 /// Whether a part can do its work now, as `/readyz` and the metrics show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Readiness {
@@ -150,6 +187,9 @@ pub(crate) struct Readiness {
     /// Whether the callback store is down (Redis without a connection): `/readyz`
     /// says so, the broker's metrics do not.
     pub(crate) store_down: bool,
+    /// The journal's state, when webhooks go through one: while it takes them, the
+    /// relay is ready with the broker down.
+    pub(crate) journal: Option<JournalStatus>,
 }
 
 impl Readiness {
@@ -161,24 +201,39 @@ impl Readiness {
             ready: self.ready && other.ready,
             node: self.node,
             store_down: self.store_down || other.store_down,
+            journal: self.journal,
         }
     }
 
-    /// `/readyz`'s answer: 200 (`ready`, and on a second line the broker node in use,
-    /// when there is one), or 503 while the broker, or the callback store, is unusable.
+    /// `/readyz`'s answer: 200 (`ready`, then the broker node in use when there is
+    /// one, and the journal's backlog when it holds webhooks), or 503 while the broker
+    /// (and the journal, if any), or the callback store, is unusable. With the broker
+    /// down, the relay stays ready while its journal takes webhooks, and says so.
     pub(crate) fn response(&self) -> Response {
-        if self.ready && self.store_down {
+        let journaling = self.journal.filter(|j| j.accepting);
+        if (self.ready || journaling.is_some()) && self.store_down {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the callback store is unavailable\n",
             )
                 .into_response();
         }
+        let waiting = |j: JournalStatus| match j.waiting {
+            0 => String::new(),
+            n => format!("journal: {n} webhooks waiting to be published\n"),
+        };
         if self.ready {
-            let body = match &self.node {
+            let mut body = match &self.node {
                 Some(node) => format!("ready\nbroker node: {node}\n"),
                 None => "ready\n".to_owned(),
             };
+            body.push_str(&self.journal.map(waiting).unwrap_or_default());
+            (StatusCode::OK, body).into_response()
+        } else if let Some(journal) = journaling {
+            let body = format!(
+                "ready\nthe message broker is unavailable: webhooks are kept in the journal\n{}",
+                waiting(journal)
+            );
             (StatusCode::OK, body).into_response()
         } else {
             (

@@ -22,7 +22,7 @@ use super::broker::{AmqpUrl, Broker, BrokerError, Exchanges};
 use super::callback::store::{CallbackStore, EmbeddedStore, Lookup, StoreError, StoreSpec};
 use super::callback::{CallbackRecord, CallbackState};
 use super::config::RelayConfig;
-use super::publish::{Outgoing, PublishError, Publisher};
+use super::publish::{Delivered, Outgoing, PublishError, Publisher};
 use super::send;
 use crate::amq::TealExchange;
 use crate::secret::Secret;
@@ -119,7 +119,10 @@ impl MemoryPublisher {
 }
 
 impl Publisher for MemoryPublisher {
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(
+        &'a self,
+        message: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<Delivered, PublishError>> {
         Box::pin(async move {
             let mut state = self.state();
             match &state.failure {
@@ -131,7 +134,7 @@ impl Publisher for MemoryPublisher {
                         message_id: message.message_id.clone(),
                         body: message.body.clone(),
                     });
-                    Ok(())
+                    Ok(Delivered::Confirmed)
                 }
             }
         })

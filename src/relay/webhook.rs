@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::broker::Exchanges;
 use super::ops::current_request_id;
-use super::publish::{Exchange, Outgoing, Publisher, WebhookFacts};
+use super::publish::{Delivered, Exchange, Outgoing, Publisher, WebhookFacts};
 use super::reply::{Outcome, RETRY_AFTER_OVERLOADED, Refusal};
 use crate::amq::TealExchange;
 use crate::axum::{Authenticity, SignedOver, VerifiedPowensWebhook, WebhookConfig};
@@ -90,9 +90,10 @@ async fn webhook(State(route): State<Arc<WebhookRoute>>, request: Request) -> Re
         .into_response();
     };
     match relay_webhook(&route, request).await {
-        Ok(signed_over) => {
+        Ok((signed_over, delivered)) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             response.extensions_mut().insert(Outcome::Published);
+            response.extensions_mut().insert(delivered);
             if let Some(signed_over) = signed_over {
                 response.extensions_mut().insert(signed_over);
             }
@@ -108,7 +109,7 @@ async fn webhook(State(route): State<Arc<WebhookRoute>>, request: Request) -> Re
 async fn relay_webhook(
     route: &WebhookRoute,
     request: Request,
-) -> Result<Option<SignedOver>, Refusal> {
+) -> Result<(Option<SignedOver>, Delivered), Refusal> {
     let (mut parts, body) = request.into_parts();
     let webhook = VerifiedPowensWebhook::extract(&route.webhooks, &mut parts, body).await?;
     let signed_over = webhook.signed_over();
@@ -119,28 +120,39 @@ async fn relay_webhook(
     let outgoing = Outgoing {
         exchange: route.exchange.clone(),
         routing_key: message.routing_key().to_owned(),
-        message_id: id_webhook_data.map(|id| id.to_string()),
+        // A journal publishes again with the same id: a body without
+        // id_webhook_data (CFONB) gets one of its own, kept with it.
+        message_id: id_webhook_data.map(|id| id.to_string()).or_else(|| {
+            route
+                .publisher
+                .assigns_message_ids()
+                .then(|| format!("{:032x}", fastrand::u128(..)))
+        }),
         body: message.to_json(),
         webhook: Some(WebhookFacts {
             event: message.event.clone(),
             id_webhook_data,
             authenticity,
         }),
+        replay: false,
     };
     drop(message);
     let started = Instant::now();
-    route.publisher.publish(&outgoing).await?;
-    route
-        .confirm_seconds
-        .observe(started.elapsed().as_secs_f64());
+    let delivered = route.publisher.publish(&outgoing).await?;
+    if delivered == Delivered::Confirmed {
+        route
+            .confirm_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
     if let Some(facts) = &outgoing.webhook {
         tracing::debug!(
             request_id = current_request_id().as_deref(),
             event = %facts.event,
             id_webhook_data = facts.id_webhook_data,
             verified = matches!(facts.authenticity, Authenticity::Verified(_)),
+            delivered = delivered.label(),
             "published"
         );
     }
-    Ok(signed_over)
+    Ok((signed_over, delivered))
 }

@@ -156,7 +156,8 @@ async fn every_webhook_confirmed_survives_the_loss_of_the_relays_node() {
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
     let toml = format!(
-        "data_dir = {:?}\nexchange_prefix = \"{prefix}\"\nexchange_durable = true\n\
+        // Without the journal: this measures what the broker's fail-over costs.
+        "data_dir = {:?}\njournal = \"off\"\nexchange_prefix = \"{prefix}\"\nexchange_durable = true\n\
          [domains.\"{DOMAIN}\"]\nsecrets = [\"file:{}\"]\n",
         dir.display(),
         secret_file.display()

@@ -16,6 +16,7 @@ use crate::relay::broker::BrokerError;
 use crate::relay::callback::store::{CallbackStore, StoreError};
 use crate::relay::config::{RelayConfig, Secrets};
 use crate::relay::dispatch::{self, DispatchError};
+use crate::relay::durable::{JournalStartError, OpenJournal};
 use crate::relay::listener::Listener;
 use crate::relay::ops::no_route;
 use crate::relay::publish::{AmqpPublisher, AmqpSettings, Publisher, StdoutPublisher};
@@ -39,6 +40,9 @@ pub enum RelayError {
     /// The hosted dispatcher could not start.
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    /// The journal could not be opened (another process holds it, or it is damaged).
+    #[error(transparent)]
+    Journal(#[from] JournalStartError),
 }
 
 /// The relay bound to its address, its publisher connected, ready to
@@ -101,6 +105,12 @@ impl Relay {
     /// # Errors
     /// [`RelayError`], saying which step failed.
     pub async fn start(config: &RelayConfig) -> Result<Self, RelayError> {
+        // The journal first: one held by another process stops the relay before it
+        // connects to anything.
+        let journal = match (&config.journal.mode, config.broker.nodes.is_empty()) {
+            (Some(_), false) => Some(OpenJournal::open(config.journal.clone()).await?),
+            _ => None,
+        };
         let store = config.store.open().await?;
         let hosted = config.dispatcher.hosted;
         let broker = &config.broker;
@@ -118,6 +128,10 @@ impl Relay {
                 let node = publisher.broker_node().unwrap_or_default();
                 let exchange = broker.exchanges.name(TealExchange::PowensDomainWebhooks);
                 tracing::info!(broker = %node, %exchange, durable = broker.exchanges.durable, "connected to RabbitMQ");
+                let publisher: Arc<dyn Publisher> = match journal {
+                    Some(journal) => Arc::new(journal.start(Arc::new(publisher))),
+                    None => Arc::new(publisher),
+                };
                 let dispatcher = match hosted {
                     true => Some(
                         dispatch::Dispatcher::connect(&config.dispatcher, broker, store.clone())
@@ -125,7 +139,7 @@ impl Relay {
                     ),
                     false => None,
                 };
-                (Arc::new(publisher), dispatcher)
+                (publisher, dispatcher)
             }
             None if hosted => {
                 tracing::warn!(
@@ -140,7 +154,7 @@ impl Relay {
             }
             None => {
                 tracing::warn!(
-                    "no amqp_url configured: messages are written to standard output, one JSON line each, and NOT published"
+                    "no amqp_url configured: messages are written to standard output, one JSON line each, and NOT published (nor journaled)"
                 );
                 (Arc::new(StdoutPublisher::default()), None)
             }
@@ -237,6 +251,7 @@ pub(crate) fn router(
 ) -> Router {
     let exchanges = &config.broker.exchanges;
     let mut composition = Composition::new();
+    publisher.register_metrics(&mut composition.registry);
     let webhook = WebhookRoute::new(
         &config.webhook,
         exchanges,
@@ -266,6 +281,7 @@ pub(crate) fn router(
             ready: publisher.is_ready(),
             node: publisher.broker_node(),
             store_down: listener_store.as_ref().is_some_and(|s| !s.is_available()),
+            journal: publisher.journal(),
         };
         match &dispatcher_ready {
             Some(hosted) => published.and(&hosted()),

@@ -4,12 +4,15 @@ use std::path::PathBuf;
 
 use crate::domain::DomainError;
 use crate::headers::HeaderError;
-use crate::relay::broker::AmqpUrlListError;
+use crate::relay::broker::{AmqpUrlListError, BrokerError};
 use crate::relay::callback::store::StoreError;
 use crate::relay::callback::{LifetimeError, StateError};
+use crate::relay::cli::journal::BadTime;
 use crate::relay::config::ConfigError;
 use crate::relay::consume::ConsumeError;
 use crate::relay::dispatch::DispatchError;
+use crate::relay::journal::JournalError;
+use crate::relay::publish::PublishError;
 use crate::relay::send::SendError;
 use crate::relay::{RelayError, cli::SECRET_ENV};
 use crate::secret::SecretError;
@@ -95,4 +98,16 @@ pub(crate) enum CliError {
     /// Sending failed.
     #[error(transparent)]
     Send(#[from] SendError),
+    /// The journal cannot be opened or read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The broker could not be reached or set up.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The broker did not take a webhook from the journal.
+    #[error("the broker did not take a webhook: {0}")]
+    Publish(#[source] PublishError),
+    /// `--since` or `--until` is not a time.
+    #[error(transparent)]
+    Time(#[from] BadTime),
 }

@@ -20,12 +20,15 @@ pub(crate) const SERVE: u8 = 0;
 pub(crate) const DISPATCH: u8 = 1;
 /// `callback create` and `callback show`: the callback store only.
 pub(crate) const STORE: u8 = 2;
+/// `journal …`: the journal, and the broker to publish to.
+pub(crate) const JOURNAL: u8 = 3;
 
 /// The subcommand's name, for messages.
 fn name(reader: u8) -> &'static str {
     match reader {
         SERVE => "serve",
         DISPATCH => "dispatch",
+        JOURNAL => "journal",
         _ => "callback",
     }
 }
@@ -55,6 +58,19 @@ pub(crate) fn reads(reader: u8, key: &Key) -> bool {
             keys::DISPATCHER_QUEUE_LEN,
             keys::DISPATCHER_PING_SECS,
             keys::LOG_FORMAT,
+        ]
+        .iter()
+        .any(|k| k.name == key.name),
+        JOURNAL => [
+            keys::AMQP_URL,
+            keys::EXCHANGE_PREFIX,
+            keys::EXCHANGE_DURABLE,
+            keys::CONNECT_TIMEOUT_SECS,
+            keys::RECONNECT_MAX_DELAY_SECS,
+            keys::PUBLISH_TIMEOUT_SECS,
+            keys::UNROUTABLE,
+            keys::DATA_DIR,
+            keys::JOURNAL_MAX_BYTES,
         ]
         .iter()
         .any(|k| k.name == key.name),
@@ -119,17 +135,16 @@ impl<const READER: u8> clap::Args for Flags<READER> {
             .long("domain")
             .value_name("DOMAIN=SECRETS")
             .action(ArgAction::Append);
-        command.arg(match READER {
-            SERVE => domain
-                .env("POWENS_RELAY_DOMAINS")
-                .value_delimiter(';')
-                .help(
-                    "A domain, replacing the file's entry of the same name: DOMAIN=REF[,REF...] \
+        match READER {
+            SERVE => command.arg(domain.env("POWENS_RELAY_DOMAINS").value_delimiter(';').help(
+                "A domain, replacing the file's entry of the same name: DOMAIN=REF[,REF...] \
                  (mode verify; REF is env:NAME or file:PATH) or DOMAIN=forward. Repeatable; in \
                  the environment variable, separate domains with ';'.",
-                ),
-            _ => domain.hide(true),
-        })
+            )),
+            // The journal's commands have a --domain of their own (a filter).
+            JOURNAL => command,
+            _ => command.arg(domain.hide(true)),
+        }
     }
 
     fn augment_args_for_update(command: clap::Command) -> clap::Command {
@@ -186,6 +201,14 @@ impl<const READER: u8> clap::FromArgMatches for Flags<READER> {
                 }
                 overrides = overrides.with(key.name, text);
             }
+        }
+        if READER == JOURNAL {
+            self.overrides = overrides;
+            return Ok(());
+        }
+        if READER == JOURNAL {
+            self.overrides = overrides;
+            return Ok(());
         }
         if let Some(domains) = matches.get_many::<String>("domain") {
             if READER != SERVE {

@@ -6,6 +6,7 @@ mod consume;
 mod dispatch;
 mod error;
 mod flags;
+mod journal;
 mod send;
 mod serve;
 mod sign;
@@ -143,6 +144,10 @@ enum Command {
     /// Create or show a callback in the callback store (the configuration of `serve`).
     #[command(subcommand)]
     Callback(callback::CallbackCommand),
+    /// Look into the journal (webhooks kept under data_dir), publish some of them
+    /// again, or drain another relay's journal (the configuration of `serve`).
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
 }
 
 /// Runs the `powens-relay` command line: parses the process's arguments, runs the
@@ -159,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::consume(args),
         Command::Dispatch(args) => dispatch::dispatch(args),
         Command::Callback(command) => callback::callback(command),
+        Command::Journal(command) => journal::journal(command),
     });
     result.unwrap_or_else(|error| {
         eprintln!("error: {error}");

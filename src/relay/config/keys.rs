@@ -61,6 +61,10 @@ pub(crate) const KEYS: &[&Key] = &[
     MAX_HEADER_BYTES,
     CALLBACK_STORE,
     DATA_DIR,
+    JOURNAL,
+    JOURNAL_MAX_BYTES,
+    JOURNAL_RETENTION_SECS,
+    DEDUP,
     PUBLIC_URL,
     CALLBACK_ONE_SHOT,
     REDIRECT_FALLBACK_HOSTS,
@@ -117,11 +121,12 @@ pub(crate) const EXCHANGE_DURABLE: &Key = &Key {
 /// `unroutable`.
 pub(crate) const UNROUTABLE: &Key = &Key {
     name: "unroutable",
-    kind: Kind::Choice(&["reject", "accept"]),
+    kind: Kind::Choice(&["reject", "accept", "hold"]),
     default: Some("reject"),
     value_name: "ANSWER",
-    help: "Answer to a message no queue is bound to receive: reject (503) or accept \
-           (204, dropped, as TeaL).",
+    help: "Answer to a message no queue is bound to receive: reject (503), accept (204, \
+           dropped, as TeaL) or hold (204, kept in the journal and published once a queue \
+           is bound; needs the journal).",
 };
 
 /// `public_path_prefix`.
@@ -242,7 +247,49 @@ pub(crate) const DATA_DIR: &Key = &Key {
     kind: Kind::Text,
     default: Some("powens-relay"),
     value_name: "DIR",
-    help: "Directory of the embedded callback store (created if needed).",
+    help: "Directory of the embedded callback store and of the journal (created if needed).",
+};
+
+/// `journal`.
+pub(crate) const JOURNAL: &Key = &Key {
+    name: "journal",
+    kind: Kind::Choice(&["fallback", "always", "off"]),
+    default: Some("fallback"),
+    value_name: "MODE",
+    help: "The journal under data_dir (with amqp_url): fallback (a webhook the broker does \
+           not take is committed to it and answered 204, then published from it), always \
+           (every webhook committed before its 204, published from it) or off (503 when \
+           the broker does not take it).",
+};
+
+/// `journal_max_bytes`.
+pub(crate) const JOURNAL_MAX_BYTES: &Key = &Key {
+    name: "journal_max_bytes",
+    kind: Kind::Number,
+    default: Some("1073741824"),
+    value_name: "BYTES",
+    help: "Most bytes of webhooks the journal holds (1 GiB); beyond, webhooks not yet \
+           published get 503 (delivered ones kept for replay go first).",
+};
+
+/// `journal_retention_secs`.
+pub(crate) const JOURNAL_RETENTION_SECS: &Key = &Key {
+    name: "journal_retention_secs",
+    kind: Kind::Number,
+    default: Some("604800"),
+    value_name: SECS,
+    help: "How long a journaled webhook is kept after its confirm, for replay and \
+           duplicate detection (7 days).",
+};
+
+/// `dedup`.
+pub(crate) const DEDUP: &Key = &Key {
+    name: "dedup",
+    kind: Kind::Bool,
+    default: Some("true"),
+    value_name: "BOOL",
+    help: "With the journal: a webhook whose (domain, id_webhook_data) was accepted within \
+           journal_retention_secs is answered 204 and not published again.",
 };
 
 /// `public_url`.

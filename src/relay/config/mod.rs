@@ -13,12 +13,13 @@ pub(crate) mod value;
 use std::path::{Path, PathBuf};
 
 pub use overrides::Overrides;
-pub(crate) use parts::Secrets;
+pub(crate) use parts::{JournalConfig, Secrets};
 use read::{FileConfig, Reader, parse_toml, read_file};
 
 use super::broker::{AmqpUrl, BrokerSettings};
 use super::callback::store::StoreSpec;
 use super::dispatch::DispatcherSettings;
+use super::durable::JournalSettings;
 use super::listener::ListenerSettings;
 use super::logs::LogFormat;
 use super::publish::PublisherSettings;
@@ -37,6 +38,7 @@ pub struct RelayConfig {
     pub(crate) store: StoreSpec,
     pub(crate) listener: ListenerSettings,
     pub(crate) dispatcher: DispatcherSettings,
+    pub(crate) journal: JournalSettings,
     pub(crate) log_format: LogFormat,
     pub(crate) secrets: Secrets,
 }
@@ -133,6 +135,28 @@ impl RelayConfig {
         let store = parts::store(&mut r);
         match r.problems.is_empty() {
             true => Ok(store),
+            false => Err(ConfigError::Invalid {
+                problems: r.problems,
+            }),
+        }
+    }
+
+    /// Only what the `journal` commands read: the broker, how it is published to, the
+    /// journal; the rest is neither needed nor checked (unknown file keys are still
+    /// refused), so that an operator's shell needs none of `serve`'s secrets.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] listing every invalid key.
+    pub(crate) fn load_journal(overrides: &Overrides) -> Result<JournalConfig, ConfigError> {
+        let (file, problems) = Self::file_of(overrides)?;
+        let mut r = Reader {
+            file,
+            overrides,
+            problems,
+        };
+        let config = parts::journal_command(&mut r);
+        match r.problems.is_empty() {
+            true => Ok(config),
             false => Err(ConfigError::Invalid {
                 problems: r.problems,
             }),

@@ -14,6 +14,7 @@ use crate::axum::{DomainPolicy, WebhookConfig, check_path_prefix};
 use crate::relay::broker::{AmqpUrl, BrokerSettings, Exchanges};
 use crate::relay::callback::store::StoreSpec;
 use crate::relay::dispatch::DispatcherSettings;
+use crate::relay::durable::{JournalMode, JournalSettings};
 use crate::relay::listener::ListenerSettings;
 use crate::relay::logs::LogFormat;
 use crate::relay::publish::{PublisherSettings, Unroutable};
@@ -27,10 +28,7 @@ use crate::verify::FreshnessWindow;
 pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayConfig, ConfigError> {
     let server = server(r, keys::LISTEN);
     let broker = broker(r);
-    let unroutable = match r.text(keys::UNROUTABLE).as_str() {
-        "accept" => Unroutable::Accept,
-        _ => Unroutable::Reject,
-    };
+    let unroutable = unroutable(r);
     let public_path_prefix = r.text(keys::PUBLIC_PATH_PREFIX);
     if let Err(e) = check_path_prefix(&public_path_prefix) {
         r.problem(keys::PUBLIC_PATH_PREFIX.name, e);
@@ -50,6 +48,7 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
         _ => LogFormat::Text,
     };
     let store = store(r);
+    let journal = journal(r, unroutable);
     let listener = listener(r, server.listen);
     let dispatcher = dispatcher(r, &server, &listener.public_url, &public_path_prefix);
     let file_domains = std::mem::take(&mut r.file.domains);
@@ -104,6 +103,7 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
         store,
         listener,
         dispatcher,
+        journal,
         log_format,
         secrets: Secrets {
             refs,
@@ -149,6 +149,61 @@ fn broker(r: &mut Reader<'_>) -> BrokerSettings {
         },
         connect_timeout: r.seconds(keys::CONNECT_TIMEOUT_SECS, 1),
         reconnect_max_delay: r.seconds(keys::RECONNECT_MAX_DELAY_SECS, 1),
+    }
+}
+
+/// The journal's keys (`journal`, its limits, `dedup`, `data_dir`); `unroutable =
+/// "hold"` needs it.
+pub(super) fn journal(r: &mut Reader<'_>, unroutable: Unroutable) -> JournalSettings {
+    let mode = match r.text(keys::JOURNAL).as_str() {
+        "off" => None,
+        "always" => Some(JournalMode::Always),
+        _ => Some(JournalMode::Fallback),
+    };
+    if mode.is_none() && unroutable == Unroutable::Hold {
+        r.problem(keys::UNROUTABLE.name, ValueError::HoldWithoutJournal);
+    }
+    JournalSettings {
+        mode,
+        dir: PathBuf::from(r.text(keys::DATA_DIR)),
+        max_bytes: u64::try_from(r.count(keys::JOURNAL_MAX_BYTES, 1, u64::MAX)).unwrap_or(u64::MAX),
+        retention: r.seconds(keys::JOURNAL_RETENTION_SECS, 0),
+        dedup: r.flag(keys::DEDUP),
+        hold_unroutable: unroutable == Unroutable::Hold,
+    }
+}
+
+fn unroutable(r: &mut Reader<'_>) -> Unroutable {
+    match r.text(keys::UNROUTABLE).as_str() {
+        "accept" => Unroutable::Accept,
+        "hold" => Unroutable::Hold,
+        _ => Unroutable::Reject,
+    }
+}
+
+/// What the `journal` commands read.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalConfig {
+    /// The broker (`replay`, `drain`).
+    pub(crate) broker: BrokerSettings,
+    /// How it is published to.
+    pub(crate) publisher: PublisherSettings,
+    /// The journal.
+    pub(crate) journal: JournalSettings,
+}
+
+pub(super) fn journal_command(r: &mut Reader<'_>) -> JournalConfig {
+    let broker = broker(r);
+    let unroutable = unroutable(r);
+    let publisher = PublisherSettings {
+        unroutable,
+        publish_timeout: r.seconds(keys::PUBLISH_TIMEOUT_SECS, 1),
+    };
+    let journal = journal(r, unroutable);
+    JournalConfig {
+        broker,
+        publisher,
+        journal,
     }
 }
 

@@ -127,6 +127,9 @@ pub(crate) enum ValueError {
     /// Secrets for a domain that does not verify.
     #[error("mode \"forward\" does not verify: remove the secrets or use mode \"verify\"")]
     ForwardWithSecrets,
+    /// `unroutable = "hold"` with the journal off.
+    #[error("hold keeps webhooks in the journal: set journal to fallback or always")]
+    HoldWithoutJournal,
     /// A verify-mode domain without a secret.
     #[error("mode \"verify\" needs at least one secret (env:NAME or file:PATH)")]
     VerifyWithoutSecret,

@@ -9,6 +9,7 @@ use crate::amq::TealExchange;
 use crate::message::{
     CallbackMessage, MessageError, OpenIdCibaCallbackMessage, PowensWebhookMessage, TealMessage,
 };
+use crate::relay::publish::REPLAY_HEADER;
 
 /// A received message, by exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,10 @@ pub struct Received {
     pub delivery_mode: Option<u8>,
     /// Whether the broker delivered it before.
     pub redelivered: bool,
+    /// Whether the relay published it again on an operator's request (`powens-relay
+    /// journal replay`; the AMQP header `x-powens-relay-replay`): a consumer that
+    /// drops duplicates by `message_id` may want to take it all the same.
+    pub replayed: bool,
     acker: lapin::Acker,
 }
 
@@ -149,6 +154,12 @@ pub(super) async fn read(
             .map(|s| s.as_str().to_owned()),
         delivery_mode: *properties.delivery_mode(),
         redelivered: delivery.redelivered,
+        replayed: properties.headers().as_ref().is_some_and(|headers| {
+            matches!(
+                headers.inner().get(REPLAY_HEADER),
+                Some(lapin::types::AMQPValue::Boolean(true))
+            )
+        }),
         body: delivery.data,
         acker: delivery.acker,
     })

@@ -142,6 +142,7 @@ impl Hub {
             ready: self.subscriber.is_ready(),
             node: self.subscriber.broker_node(),
             store_down: false,
+            journal: None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::frames::{Kind, push_frame, server_frame};
 use super::hub::{Delivery, Hub, Key, Subscriber};
 use crate::relay::broker::BrokerError;
 use crate::relay::consume::{BindingHandle, ConsumeError, TealConsumer};
-use crate::relay::publish::{Outgoing, PublishError, Publisher};
+use crate::relay::publish::{Delivered, Outgoing, PublishError, Publisher};
 
 /// Bindings on the consumer's queue.
 pub(crate) struct BrokerSubscriber(pub(crate) BindingHandle);
@@ -99,7 +99,10 @@ pub(crate) struct InProcessBus {
 }
 
 impl Publisher for InProcessBus {
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(
+        &'a self,
+        message: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<Delivered, PublishError>> {
         Box::pin(async move {
             let exchange = message.exchange.kind;
             let kind = Kind::of(exchange);
@@ -107,10 +110,11 @@ impl Publisher for InProcessBus {
             let queued = self
                 .hub
                 .deliver((exchange, &message.routing_key), kind, frame, None);
-            if queued == 0 && !self.accept_unroutable {
-                return Err(PublishError::Unroutable);
+            match (queued, self.accept_unroutable) {
+                (0, false) => Err(PublishError::Unroutable),
+                (0, true) => Ok(Delivered::Dropped),
+                _ => Ok(Delivered::Confirmed),
             }
-            Ok(())
         })
     }
 

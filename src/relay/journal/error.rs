@@ -27,6 +27,7 @@ impl SqlError {
 
     /// Whether the disk (or the file's page limit) is full: SQLite rolled the write
     /// back and the journal is intact.
+    #[cfg(test)]
     pub(crate) fn is_disk_full(&self) -> bool {
         self.code() == Some(rusqlite::ErrorCode::DiskFull)
     }
@@ -162,6 +163,14 @@ pub(crate) enum JournalError {
     Thread {
         /// What failed.
         source: std::io::Error,
+    },
+    /// A confirm or a defer was not committed.
+    #[error("cannot write to the journal {path}: {source}")]
+    Write {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        source: WriteError,
     },
 }
 

@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The longest holder description read back: the file is only ours by convention.
 const MAX_HOLDER_BYTES: u64 = 1024;
@@ -31,7 +31,6 @@ pub(crate) enum LockError {
 pub(crate) struct DirLock {
     /// Locked while this lives.
     _file: File,
-    path: PathBuf,
 }
 
 impl DirLock {
@@ -60,15 +59,7 @@ impl DirLock {
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(text.as_bytes()))
             .map_err(error)?;
-        Ok(Self {
-            _file: file,
-            path: path.to_owned(),
-        })
-    }
-
-    /// The lock file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { _file: file })
     }
 }
 

@@ -60,9 +60,6 @@
 //! - At shutdown, stop appending (stop taking webhooks and the drain), then
 //!   [`Journal::close`]: it commits what is queued and returns once the lock is free.
 
-// Wired in by the relay in the next commits: nothing calls the journal yet.
-#![allow(dead_code, unused_imports)]
-
 mod entry;
 mod error;
 mod files;
@@ -86,12 +83,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 pub(crate) use entry::{
-    Appended, Counters, Entry, EntryMeta, Filter, NewEntry, RecentId, Seq, State, Stats, Totals,
-    Undelivered,
+    Appended, Entry, EntryMeta, Filter, NewEntry, Seq, State, Totals, Undelivered,
 };
-pub(crate) use error::{AppendError, JournalError, SqlError, WriteError};
-pub(crate) use files::{DB_FILE, LOCK_FILE};
-pub(crate) use lock::Holder;
+pub(crate) use error::{AppendError, JournalError, WriteError};
 pub(crate) use reader::{Reader, open_read_only};
 
 use files::Paths;
@@ -312,8 +306,9 @@ impl Journal {
         self.inner.shared.totals()
     }
 
-    /// What the writer did since the journal was opened.
-    pub(crate) fn counters(&self) -> Counters {
+    /// What the writer did since the journal was opened (tests).
+    #[cfg(test)]
+    pub(crate) fn counters(&self) -> entry::Counters {
         self.inner.shared.counters()
     }
 

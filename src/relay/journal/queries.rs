@@ -138,20 +138,27 @@ pub(crate) fn pending(
 }
 
 /// The routing keys that have waiting entries.
-pub(crate) fn pending_keys(
+pub(crate) fn waiting_per_key(
     connection: &Connection,
     paths: &Paths,
-) -> Result<Vec<String>, JournalError> {
+) -> Result<Vec<(String, u64)>, JournalError> {
     let mut statement = connection
         .prepare(
-            "SELECT DISTINCT routing_key FROM entries WHERE state <> 'confirmed'
-             ORDER BY routing_key",
+            "SELECT routing_key, count(*) FROM entries WHERE state <> 'confirmed'
+             GROUP BY routing_key ORDER BY routing_key",
         )
         .map_err(failed(paths))?;
     let keys = statement
-        .query_map([], |row| row.get(0))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
         .map_err(failed(paths))?;
-    keys.collect::<Result<_, _>>().map_err(failed(paths))
+    keys.map(|row| {
+        let (key, count) = row.map_err(failed(paths))?;
+        // A count is never negative.
+        Ok((key, u64::try_from(count).unwrap_or_default()))
+    })
+    .collect()
 }
 
 /// The counts and bytes, from the covering indexes (no body is read).
@@ -325,29 +332,4 @@ pub(crate) fn recent_ids(
         })
         .map_err(failed(paths))?;
     rows.collect::<Result<_, _>>().map_err(failed(paths))
-}
-
-/// The first entry of webhook `id_webhook_data` for `routing_key` received at or after
-/// `since`.
-pub(crate) fn find_id(
-    connection: &Connection,
-    paths: &Paths,
-    routing_key: &str,
-    id_webhook_data: i64,
-    since: DateTime<Utc>,
-) -> Result<Option<EntryMeta>, JournalError> {
-    let sql = format!(
-        "SELECT {META} FROM entries
-         WHERE id_webhook_data = ?1 AND routing_key = ?2 AND received_at >= ?3
-         ORDER BY seq LIMIT 1"
-    );
-    let found = connection
-        .query_row(
-            &sql,
-            params![id_webhook_data, routing_key, since.timestamp_micros()],
-            RawMeta::read,
-        )
-        .optional()
-        .map_err(failed(paths))?;
-    found.map(|raw| raw.check(paths)).transpose()
 }

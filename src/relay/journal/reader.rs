@@ -116,13 +116,13 @@ impl Reader {
             .await
     }
 
-    /// The routing keys that have waiting entries (their new webhooks queue behind
-    /// them, to keep each key's order).
+    /// The routing keys that have waiting entries, with how many (their new webhooks
+    /// queue behind them, to keep each key's order).
     ///
     /// # Errors
     /// [`JournalError::Read`].
-    pub(crate) async fn pending_keys(&self) -> Result<Vec<String>, JournalError> {
-        self.with(queries::pending_keys).await
+    pub(crate) async fn waiting_per_key(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        self.with(queries::waiting_per_key).await
     }
 
     /// The journal's figures, as of the last commit.
@@ -177,22 +177,6 @@ impl Reader {
         since: DateTime<Utc>,
     ) -> Result<Vec<RecentId>, JournalError> {
         self.with(move |c, paths| queries::recent_ids(c, paths, since))
-            .await
-    }
-
-    /// The first entry of webhook `id_webhook_data` for `routing_key` received since
-    /// `since`, if any.
-    ///
-    /// # Errors
-    /// [`JournalError::Read`] or [`JournalError::Invalid`].
-    pub(crate) async fn find_id(
-        &self,
-        routing_key: &str,
-        id_webhook_data: i64,
-        since: DateTime<Utc>,
-    ) -> Result<Option<EntryMeta>, JournalError> {
-        let routing_key = routing_key.to_owned();
-        self.with(move |c, paths| queries::find_id(c, paths, &routing_key, id_webhook_data, since))
             .await
     }
 }

@@ -166,6 +166,7 @@ impl Shared {
     }
 
     /// The writer's counters.
+    #[cfg(test)]
     pub(crate) fn counters(&self) -> Counters {
         self.figures
             .lock()

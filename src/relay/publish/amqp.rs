@@ -30,15 +30,19 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
 use super::Unroutable;
-use super::{Outgoing, PublishError, Publisher};
+use super::{Delivered, Outgoing, PublishError, Publisher};
 use crate::amq::TealExchange;
 use crate::relay::broker::{self, Backoff, Broker, BrokerError, Exchanges, short_string};
+
+/// The AMQP header of a message published again on an operator's request.
+pub(crate) const REPLAY_HEADER: &str = "x-powens-relay-replay";
 
 /// How often the supervisor looks at the link besides being woken by a failed publish.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -133,12 +137,17 @@ impl Shared {
         )
     }
 
-    async fn publish_on(&self, link: &Link, message: &Outgoing) -> Result<(), PublishError> {
+    async fn publish_on(&self, link: &Link, message: &Outgoing) -> Result<Delivered, PublishError> {
         let mut properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
         if let Some(id) = &message.message_id {
             properties = properties.with_message_id(short_string(id)?);
+        }
+        if message.replay {
+            let mut headers = FieldTable::default();
+            headers.insert(REPLAY_HEADER.into(), AMQPValue::Boolean(true));
+            properties = properties.with_headers(headers);
         }
         let exchange = short_string(&message.exchange.name)?;
         let routing_key = short_string(&message.routing_key)?;
@@ -165,9 +174,10 @@ impl Shared {
             .await
             .map_err(broken)?;
         match confirm.await.map_err(broken)? {
-            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(None) => Ok(Delivered::Confirmed),
             Confirmation::Ack(Some(_returned)) => match self.settings.unroutable {
-                Unroutable::Reject => Err(PublishError::Unroutable),
+                // Holding is the journal's: here, as for reject, not delivered.
+                Unroutable::Reject | Unroutable::Hold => Err(PublishError::Unroutable),
                 Unroutable::Accept => {
                     tracing::warn!(
                         request_id = crate::relay::ops::current_request_id().as_deref(),
@@ -175,7 +185,7 @@ impl Shared {
                         routing_key = %message.routing_key,
                         "no queue is bound for this domain: message dropped (unroutable = accept)"
                     );
-                    Ok(())
+                    Ok(Delivered::Dropped)
                 }
             },
             Confirmation::Nack(_) => {
@@ -315,7 +325,10 @@ async fn close_link(link: Arc<Link>, reason: &'static str) {
 }
 
 impl Publisher for AmqpPublisher {
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(
+        &'a self,
+        message: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<Delivered, PublishError>> {
         Box::pin(async move {
             let Some(link) = self.shared.ready_link() else {
                 return Err(PublishError::Unavailable);

@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 
 use super::broker::{AmqpError, BrokerError, Exchanges};
 use super::ops::current_request_id;
+pub(crate) use super::reply::{Delivered, JournalStatus};
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Refusal};
 use crate::amq::TealExchange;
 use crate::axum::Authenticity;
@@ -16,7 +17,7 @@ use crate::message::TealMessage;
 
 mod amqp;
 
-pub(crate) use amqp::{AmqpPublisher, AmqpSettings};
+pub(crate) use amqp::{AmqpPublisher, AmqpSettings, REPLAY_HEADER};
 
 /// What to answer when the broker returns a message no queue is bound to receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +27,9 @@ pub(crate) enum Unroutable {
     Reject,
     /// 204, as TeaL does: the message is dropped and a warning logged.
     Accept,
+    /// 204 once kept in the journal, published from it when a queue is bound (needs
+    /// the journal; the broker's publisher itself answers it as `Reject`).
+    Hold,
 }
 
 /// How messages are published.
@@ -74,6 +78,9 @@ pub(crate) struct Outgoing {
     pub(crate) exchange: Exchange,
     /// A webhook's facts; `None` for a callback or a CIBA notification.
     pub(crate) webhook: Option<WebhookFacts>,
+    /// Published again on an operator's request (`journal replay`): the AMQP header
+    /// `x-powens-relay-replay` says so.
+    pub(crate) replay: bool,
     /// The routing key (for webhooks, the Powens domain).
     pub(crate) routing_key: String,
     /// The message body (TeaL JSON).
@@ -91,6 +98,7 @@ impl Outgoing {
             body: message.to_json(),
             message_id: None,
             webhook: None,
+            replay: false,
         }
     }
 }
@@ -118,6 +126,15 @@ pub(crate) enum PublishError {
     /// The publish failed on the connection or channel.
     #[error("publishing failed: {0}")]
     Channel(#[source] AmqpError),
+    /// The journal holds `journal_max_bytes` of webhooks not yet published.
+    #[error("the relay's journal is full")]
+    JournalFull {
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// The journal could not commit the message (a full disk, an I/O error).
+    #[error("the journal could not keep the message: {0}")]
+    Journal(#[source] crate::relay::journal::AppendError),
     /// The message could not be made into a websocket frame (the in-process bus).
     #[error("the message could not be written for the websocket clients: {0}")]
     Frame(#[source] crate::relay::dispatch::frames::FrameEncodingError),
@@ -132,13 +149,28 @@ impl PublishError {
     pub(crate) fn is_broker_fault(&self) -> bool {
         matches!(
             self,
-            Self::Broker(_) | Self::Channel(_) | Self::Output(_) | Self::Frame(_)
+            Self::Broker(_)
+                | Self::Channel(_)
+                | Self::Output(_)
+                | Self::Frame(_)
+                | Self::Journal(_)
+        )
+    }
+
+    /// Whether the broker did not take the message (it is down, slow, or refused it):
+    /// what the journal takes over, as opposed to a verdict on the message itself.
+    pub(crate) fn is_broker_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable | Self::Nacked | Self::Timeout | Self::Broker(_) | Self::Channel(_)
         )
     }
 
     /// What the answer to Powens says: the verdict, or "unavailable" for a fault.
     pub(crate) fn public_reason(&self) -> String {
-        if self.is_broker_fault() {
+        if let Self::Journal(_) = self {
+            "the relay's journal cannot take the webhook now".to_owned()
+        } else if self.is_broker_fault() {
             Self::Unavailable.to_string()
         } else {
             self.to_string()
@@ -168,10 +200,27 @@ impl From<PublishError> for Refusal {
 /// Where the relay sends messages.
 pub(crate) trait Publisher: Send + Sync + 'static {
     /// Publishes `message`, resolving once it is safely stored (for RabbitMQ: confirmed).
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>>;
+    fn publish<'a>(
+        &'a self,
+        message: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<Delivered, PublishError>>;
 
     /// Whether a publish could succeed now (`/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// The journal's state, when messages go through one (`/readyz`).
+    fn journal(&self) -> Option<JournalStatus> {
+        None
+    }
+
+    /// Registers the publisher's own metrics (the journal's) in `registry`.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+
+    /// Whether every message needs a `message_id` (a journal publishes again with the
+    /// same one): the webhook route gives one to a body without `id_webhook_data`.
+    fn assigns_message_ids(&self) -> bool {
+        false
+    }
 
     /// The broker node publishes go to now, if there is one and it is usable (its URL
     /// without the password; `/readyz` and the metrics).
@@ -199,13 +248,17 @@ pub(crate) struct StdoutPublisher {
 }
 
 impl Publisher for StdoutPublisher {
-    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(
+        &'a self,
+        message: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<Delivered, PublishError>> {
         Box::pin(async move {
             let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
             let mut out = std::io::stdout().lock();
             out.write_all(&message.body)
                 .and_then(|()| out.write_all(b"\n"))
                 .and_then(|()| out.flush())
+                .map(|()| Delivered::Confirmed)
                 .map_err(|e| PublishError::Output(Arc::new(e)))
         })
     }

@@ -10,6 +10,8 @@ use super::{AMQP_URL, Serve, broker, delete_exchanges, secret_file, unique};
 fn relay() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_powens-relay"));
     command.env("POWENS_RELAY_DATA_DIR", crate::test_data_dir());
+    // Without the journal (one relay per journal; these relays share a data_dir).
+    command.env("POWENS_RELAY_JOURNAL", "off");
     command
 }
 

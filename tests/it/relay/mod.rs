@@ -10,6 +10,8 @@ mod e2e;
 mod faults;
 mod flags;
 mod hostile;
+mod journal;
+mod journal_cli;
 mod listener;
 mod nodes;
 mod proxy;
@@ -72,6 +74,8 @@ pub fn secret_file(secret: &str) -> PathBuf {
 }
 
 /// A configuration from TOML text (secrets as `file:` references), listening on port 0.
+/// Without the journal unless the test asks for it (with a `data_dir` of its own: one
+/// relay per journal).
 pub fn config(toml: &str) -> RelayConfig {
     let overrides = Overrides::new().with("listen", "127.0.0.1:0");
     // The embedded store out of the repository, unless the test picks its own.
@@ -80,7 +84,12 @@ pub fn config(toml: &str) -> RelayConfig {
     } else {
         format!("data_dir = {:?}\n", crate::test_data_dir())
     };
-    RelayConfig::from_toml(&format!("{data_dir}{toml}"), &overrides).unwrap()
+    let journal = if toml.contains("journal") {
+        ""
+    } else {
+        "journal = \"off\"\n"
+    };
+    RelayConfig::from_toml(&format!("{data_dir}{journal}{toml}"), &overrides).unwrap()
 }
 
 /// `[domains."<domain>"]` in verify mode with `secret`.
@@ -165,6 +174,8 @@ impl Serve {
         use std::io::{BufRead, BufReader};
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_powens-relay"));
         command.env("POWENS_RELAY_DATA_DIR", crate::test_data_dir());
+        // Without the journal unless the test asks for it (one relay per journal).
+        command.env("POWENS_RELAY_JOURNAL", "off");
         command
             .arg(subcommand)
             .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")

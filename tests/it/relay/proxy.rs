@@ -67,8 +67,12 @@ impl FaultProxy {
     /// Where to connect instead of the broker: its URL through the proxy (guest, the
     /// default vhost).
     pub fn amqp_url(&self) -> powens_webhooks::relay::AmqpUrl {
-        powens_webhooks::relay::AmqpUrl::parse(&format!("amqp://guest:guest@{}/%2f", self.addr))
-            .unwrap()
+        powens_webhooks::relay::AmqpUrl::parse(&self.amqp_url_text()).unwrap()
+    }
+
+    /// [`FaultProxy::amqp_url`] as text, password included (for a child's environment).
+    pub fn amqp_url_text(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
     }
 
     /// Redis through the proxy, database `db`.

@@ -1,0 +1,238 @@
+//! The drain: publishes what waits in the journal, with confirms, in arrival order per
+//! routing key, as soon as the broker takes messages again.
+//!
+//! A pass reads the waiting entries in `seq` order, a page at a time, and publishes
+//! them [`IN_FLIGHT`] at a time on the publisher's channel (which keeps their order);
+//! the confirmed ones are marked so in one commit per page. An entry leaves the
+//! waiting states only once confirmed: a crash between the confirm and that commit
+//! publishes it again, with the same `message_id`. When the broker does not take an
+//! entry (down, slow, a nack), the pass stops and the drain waits for the broker. When
+//! no queue is bound for an entry's key, the entry is held and tried again later, with
+//! a backoff of 1 s doubling to [`HELD_BACKOFF_MAX`]; the key's later entries wait
+//! behind it. One exception to the order: a message the broker refuses (nack) while
+//! the next one of its key, already in flight, is taken comes after that one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use super::Shared;
+use crate::amq::TealExchange;
+use crate::relay::journal::{Entry, EntryMeta, Journal, JournalError, Seq, State, Undelivered};
+use crate::relay::publish::{AmqpPublisher, Exchange, Outgoing, PublishError, Publisher};
+
+/// Entries read at a time.
+const PAGE: usize = 512;
+/// Publishes awaiting their confirm at a time.
+const IN_FLIGHT: usize = 256;
+/// The longest wait before a held entry is tried again.
+const HELD_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often the drain looks whether the broker is back.
+const BROKER_POLL: Duration = Duration::from_millis(100);
+/// The longest the drain sleeps with nothing due (new entries wake it at once).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub(crate) struct Pass {
+    /// Entries confirmed.
+    pub(crate) published: u64,
+    /// The broker did not take an entry: the pass stopped there.
+    pub(crate) broker_down: Option<PublishError>,
+    /// Held entries were left, the first due then.
+    pub(crate) next_held: Option<DateTime<Utc>>,
+}
+
+/// One pass over the journal's waiting entries (see the module's documentation);
+/// `confirmed` is told the routing key of each entry confirmed.
+///
+/// # Errors
+/// The journal's read or write error; what was confirmed before it stays so.
+pub(crate) async fn drain_once(
+    journal: &Journal,
+    broker: &AmqpPublisher,
+    mut confirmed: impl FnMut(&str),
+) -> Result<Pass, JournalError> {
+    let mut pass = Pass::default();
+    let mut cursor: Option<Seq> = None;
+    // Keys whose earlier entry waits: their later ones wait behind it.
+    let mut blocked: HashSet<String> = HashSet::new();
+    loop {
+        let page = journal.reader().pending(cursor, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(pass);
+        };
+        cursor = Some(last.meta.seq);
+        let now = Utc::now();
+        let due: Vec<Entry> = page
+            .into_iter()
+            .filter(|entry| {
+                let meta = &entry.meta;
+                if blocked.contains(&meta.routing_key) {
+                    return false;
+                }
+                match meta.next_attempt_at {
+                    Some(at) if meta.state == State::Held && at > now => {
+                        pass.next_held = Some(pass.next_held.map_or(at, |next| next.min(at)));
+                        blocked.insert(meta.routing_key.clone());
+                        false
+                    }
+                    _ => true,
+                }
+            })
+            .collect();
+        let mut done = Vec::new();
+        let mut results = futures_util::stream::iter(due)
+            .map(|entry| async move {
+                let result = broker.publish(&outgoing(&entry)).await;
+                (entry.meta, result)
+            })
+            .buffered(IN_FLIGHT);
+        while let Some((meta, result)) = results.next().await {
+            match result {
+                // Taken, also behind a held one of its key (already in flight): it is
+                // delivered, whatever waits before it.
+                Ok(_) => {
+                    done.push(meta.seq);
+                    confirmed(&meta.routing_key);
+                }
+                Err(_) if blocked.contains(&meta.routing_key) => {}
+                Err(PublishError::Unroutable) => {
+                    hold(journal, &meta).await?;
+                    blocked.insert(meta.routing_key.clone());
+                }
+                Err(e) => {
+                    // Down, slow, or refusing: the rest waits for it.
+                    let next = Utc::now();
+                    journal
+                        .defer(meta.seq, &e.to_string(), next, Undelivered::Pending)
+                        .await
+                        .map_err(write_failed(journal))?;
+                    pass.broker_down = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(results);
+        pass.published += u64::try_from(done.len()).unwrap_or(u64::MAX);
+        if !done.is_empty() {
+            journal.confirm(done).await.map_err(write_failed(journal))?;
+        }
+        if pass.broker_down.is_some() {
+            return Ok(pass);
+        }
+    }
+}
+
+/// Holds `meta`'s entry: no queue is bound for its key (it was answered 2xx already,
+/// so it waits whatever `unroutable` says).
+async fn hold(journal: &Journal, meta: &EntryMeta) -> Result<(), JournalError> {
+    let backoff = Duration::from_secs(1)
+        .saturating_mul(2u32.saturating_pow(meta.attempts.min(16)))
+        .min(HELD_BACKOFF_MAX);
+    let next = Utc::now() + chrono::TimeDelta::from_std(backoff).unwrap_or_default();
+    tracing::info!(
+        domain = %meta.routing_key,
+        message_id = %meta.message_id,
+        retry_in_secs = backoff.as_secs(),
+        "journal: no queue is bound for this domain; the webhook is held"
+    );
+    journal
+        .defer(meta.seq, "no queue is bound", next, Undelivered::Held)
+        .await
+        .map_err(write_failed(journal))?;
+    Ok(())
+}
+
+fn write_failed(journal: &Journal) -> impl Fn(crate::relay::journal::WriteError) -> JournalError {
+    let path = journal.path().to_owned();
+    move |e| JournalError::Write {
+        path: path.clone(),
+        source: e,
+    }
+}
+
+/// The message of `entry`, as first published: same exchange, key, id and body.
+fn outgoing(entry: &Entry) -> Outgoing {
+    Outgoing {
+        exchange: Exchange {
+            // Only webhooks are journaled.
+            kind: TealExchange::PowensDomainWebhooks,
+            name: entry.meta.exchange.as_str().into(),
+        },
+        routing_key: entry.meta.routing_key.clone(),
+        message_id: Some(entry.meta.message_id.clone()),
+        body: entry.body.clone(),
+        webhook: None,
+        replay: false,
+    }
+}
+
+/// The drain of a running relay: passes while there is work, waits for the broker
+/// when it is down, for new entries (or a held one's time) when there is none.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let mut outage = false;
+    loop {
+        if shared.closing.load(Ordering::Acquire) {
+            return;
+        }
+        if !shared.broker.is_ready() {
+            outage = true;
+            wait(&shared, BROKER_POLL, false).await;
+            continue;
+        }
+        let settled = |key: &str| {
+            shared.settled(key);
+            shared.metrics.published.inc();
+        };
+        match drain_once(&shared.journal, &shared.broker, settled).await {
+            Ok(pass) if pass.broker_down.is_some() => {
+                if !outage {
+                    let error = pass.broker_down.map(|e| e.to_string()).unwrap_or_default();
+                    tracing::warn!(%error, "journal: the broker does not take messages; the journal keeps them");
+                }
+                outage = true;
+                wait(&shared, BROKER_POLL, false).await;
+            }
+            Ok(pass) => {
+                if outage && pass.published > 0 {
+                    tracing::info!(
+                        published = pass.published,
+                        "journal: the broker takes messages again; drained"
+                    );
+                }
+                outage = false;
+                if pass.published == 0 {
+                    let until = pass
+                        .next_held
+                        .and_then(|at| (at - Utc::now()).to_std().ok())
+                        .map_or(IDLE, |left| left.min(IDLE));
+                    wait(&shared, until, true).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal: the drain failed; trying again");
+                wait(&shared, IDLE, false).await;
+            }
+        }
+    }
+}
+
+/// Sleeps `at_most`, woken early by closing and, if `on_new`, by a new entry.
+async fn wait(shared: &Shared, at_most: Duration, on_new: bool) {
+    let new = async {
+        match on_new {
+            true => shared.wake.notified().await,
+            false => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(at_most) => {}
+        () = shared.stopped.notified() => {}
+        () = new => {}
+    }
+}
