@@ -33,6 +33,7 @@
 //! To receive webhooks in your own axum handlers instead, see [`crate::axum`].
 
 pub(crate) mod app;
+pub(crate) mod basic_auth;
 pub(crate) mod broker;
 pub(crate) mod callback;
 pub mod cli;

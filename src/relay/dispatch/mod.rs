@@ -21,7 +21,6 @@
 //! - refused credentials get an HTTP 401 before the upgrade; the password is compared
 //!   in constant time; a `+` in `?credentials=` is kept.
 
-mod auth;
 mod error;
 pub(crate) mod frames;
 mod hub;
@@ -30,7 +29,7 @@ pub(crate) mod protocol;
 mod socket;
 mod source;
 
-pub(crate) use auth::{Password, Refused};
+pub(crate) use crate::relay::basic_auth::{Password, Refused};
 pub use error::DispatchError;
 pub(crate) use metrics::DispatcherMetrics;
 

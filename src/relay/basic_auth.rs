@@ -1,6 +1,6 @@
-//! The websocket's credentials, as TeaL reads them: `Authorization: Basic <b64>` or,
-//! only without that header, `?credentials=<b64>`; `anonymous:<PASSWORD>`, the password
-//! compared in constant time.
+//! HTTP Basic credentials for user `anonymous`, the password compared in constant time:
+//! the dispatcher's websocket, as TeaL reads them (`Authorization: Basic <b64>` or,
+//! only without that header, `?credentials=<b64>`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
