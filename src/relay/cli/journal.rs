@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::flags::{Flags, JOURNAL};
@@ -13,11 +13,10 @@ use super::{CliError, print_out, runtime};
 use crate::amq::TealExchange;
 use crate::relay::config::{JournalConfig, RelayConfig};
 use crate::relay::durable::drain_once;
-use crate::relay::journal::{self, Entry, EntryMeta, Filter, Journal, Options};
+use crate::relay::journal::{self, Entry, EntryMeta, Filter, Journal, Options, parse_instant};
 use crate::relay::publish::{
     AmqpPublisher, AmqpSettings, Exchange, Outgoing, Publisher, Unroutable,
 };
-use crate::time::IsoDateTime;
 
 /// `journal`'s subcommands; the journal and the broker come from the same
 /// configuration as `serve`.
@@ -91,26 +90,9 @@ pub(crate) struct BadTime {
     flag: &'static str,
 }
 
-/// `text` as an instant: ISO 8601, or a duration before `now`.
+/// `text` as an instant (see [`parse_instant`]), or the error naming `flag`.
 fn instant(flag: &'static str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, BadTime> {
-    let bad = BadTime { flag };
-    if let Ok(at) = text.parse::<IsoDateTime>() {
-        return Ok(at.to_utc());
-    }
-    let unit = text.chars().last().ok_or(bad)?;
-    let count: i64 = text[..text.len() - unit.len_utf8()]
-        .parse()
-        .map_err(|_| bad)?;
-    let ago = match unit {
-        's' => TimeDelta::try_seconds(count),
-        'm' => TimeDelta::try_minutes(count),
-        'h' => TimeDelta::try_hours(count),
-        'd' => TimeDelta::try_days(count),
-        _ => None,
-    };
-    ago.filter(|ago| *ago >= TimeDelta::zero())
-        .and_then(|ago| now.checked_sub_signed(ago))
-        .ok_or(bad)
+    parse_instant(text, now).ok_or(BadTime { flag })
 }
 
 impl FilterArgs {

@@ -63,6 +63,7 @@
 mod entry;
 mod error;
 mod files;
+mod instant;
 mod lock;
 mod ops;
 mod queries;
@@ -86,6 +87,7 @@ pub(crate) use entry::{
     Appended, Entry, EntryMeta, Filter, NewEntry, Seq, State, Totals, Undelivered,
 };
 pub(crate) use error::{AppendError, JournalError, WriteError};
+pub(crate) use instant::parse_instant;
 pub(crate) use reader::{Reader, open_read_only};
 
 use files::Paths;
