@@ -38,6 +38,7 @@ pub(crate) mod broker;
 pub(crate) mod callback;
 pub mod cli;
 pub(crate) mod config;
+pub(crate) mod console;
 pub mod consume;
 pub(crate) mod dispatch;
 pub(crate) mod durable;

@@ -90,10 +90,12 @@ async fn webhook(State(route): State<Arc<WebhookRoute>>, request: Request) -> Re
         .into_response();
     };
     match relay_webhook(&route, request).await {
-        Ok((signed_over, delivered)) => {
+        Ok((signed_over, delivered, facts)) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             response.extensions_mut().insert(Outcome::Published);
             response.extensions_mut().insert(delivered);
+            // For the console.
+            response.extensions_mut().insert(facts);
             if let Some(signed_over) = signed_over {
                 response.extensions_mut().insert(signed_over);
             }
@@ -109,7 +111,7 @@ async fn webhook(State(route): State<Arc<WebhookRoute>>, request: Request) -> Re
 async fn relay_webhook(
     route: &WebhookRoute,
     request: Request,
-) -> Result<(Option<SignedOver>, Delivered), Refusal> {
+) -> Result<(Option<SignedOver>, Delivered, WebhookFacts), Refusal> {
     let (mut parts, body) = request.into_parts();
     let webhook = VerifiedPowensWebhook::extract(&route.webhooks, &mut parts, body).await?;
     let signed_over = webhook.signed_over();
@@ -117,6 +119,11 @@ async fn relay_webhook(
     let message = webhook.into_message()?;
     // Read once, here: the message id, and what follows the webhook (logs).
     let id_webhook_data = message.id_webhook_data();
+    let facts = WebhookFacts {
+        event: message.event.clone(),
+        id_webhook_data,
+        authenticity,
+    };
     let outgoing = Outgoing {
         exchange: route.exchange.clone(),
         routing_key: message.routing_key().to_owned(),
@@ -129,11 +136,7 @@ async fn relay_webhook(
                 .then(|| format!("{:032x}", fastrand::u128(..)))
         }),
         body: message.to_json(),
-        webhook: Some(WebhookFacts {
-            event: message.event.clone(),
-            id_webhook_data,
-            authenticity,
-        }),
+        webhook: Some(facts.clone()),
         replay: false,
     };
     drop(message);
@@ -144,15 +147,13 @@ async fn relay_webhook(
             .confirm_seconds
             .observe(started.elapsed().as_secs_f64());
     }
-    if let Some(facts) = &outgoing.webhook {
-        tracing::debug!(
-            request_id = current_request_id().as_deref(),
-            event = %facts.event,
-            id_webhook_data = facts.id_webhook_data,
-            verified = matches!(facts.authenticity, Authenticity::Verified(_)),
-            delivered = delivered.label(),
-            "published"
-        );
-    }
-    Ok((signed_over, delivered))
+    tracing::debug!(
+        request_id = current_request_id().as_deref(),
+        event = %facts.event,
+        id_webhook_data = facts.id_webhook_data,
+        verified = matches!(facts.authenticity, Authenticity::Verified(_)),
+        delivered = delivered.label(),
+        "published"
+    );
+    Ok((signed_over, delivered, facts))
 }

@@ -21,6 +21,8 @@ pub struct Answer {
     pub request_id: Option<String>,
     /// The body, as text.
     pub body: String,
+    /// Every header.
+    pub headers: http::HeaderMap,
 }
 
 /// Sends `request` to `addr` on a new connection: the answer, or `None` if the
@@ -42,6 +44,7 @@ pub async fn exchange(addr: SocketAddr, request: Request<Full<Bytes>>) -> Option
         .headers()
         .get("x-request-id")
         .map(|v| v.to_str().expect("a visible-ASCII x-request-id").to_owned());
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.ok()?.to_bytes();
     driver.abort();
     Some(Answer {
@@ -49,5 +52,6 @@ pub async fn exchange(addr: SocketAddr, request: Request<Full<Bytes>>) -> Option
         location,
         request_id,
         body: String::from_utf8_lossy(&body).into_owned(),
+        headers,
     })
 }

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::Composition;
 use crate::amq::TealExchange;
 use crate::relay::broker::BrokerError;
 use crate::relay::callback::store::{CallbackStore, StoreError};
 use crate::relay::config::{RelayConfig, Secrets};
+use crate::relay::console::{Console, Feed, Sources, observe};
 use crate::relay::dispatch::{self, DispatchError};
-use crate::relay::durable::{JournalStartError, OpenJournal};
+use crate::relay::durable::{Durable, JournalStartError, OpenJournal};
 use crate::relay::listener::Listener;
 use crate::relay::ops::no_route;
 use crate::relay::publish::{AmqpPublisher, AmqpSettings, Publisher, StdoutPublisher};
@@ -56,6 +58,9 @@ pub struct Relay {
     secrets: Secrets,
     hangups: Hangups,
     dispatcher: Option<dispatch::Dispatcher>,
+    console: Option<Console>,
+    /// Told to the console when the relay stops.
+    closing: watch::Sender<bool>,
 }
 
 /// SIGHUP, listened for from the moment the relay is bound: one sent as soon as the
@@ -114,6 +119,7 @@ impl Relay {
         let store = config.store.open().await?;
         let hosted = config.dispatcher.hosted;
         let broker = &config.broker;
+        let mut durable = None;
         let (publisher, dispatcher): (Arc<dyn Publisher>, _) = match broker.broker() {
             Some(nodes) => {
                 let publisher = AmqpPublisher::connect(AmqpSettings {
@@ -129,7 +135,11 @@ impl Relay {
                 let exchange = broker.exchanges.name(TealExchange::PowensDomainWebhooks);
                 tracing::info!(broker = %node, %exchange, durable = broker.exchanges.durable, "connected to RabbitMQ");
                 let publisher: Arc<dyn Publisher> = match journal {
-                    Some(journal) => Arc::new(journal.start(Arc::new(publisher))),
+                    Some(journal) => {
+                        let started: Arc<Durable> = Arc::new(journal.start(Arc::new(publisher)));
+                        durable = Some(started.clone());
+                        started
+                    }
                     None => Arc::new(publisher),
                 };
                 let dispatcher = match hosted {
@@ -159,7 +169,7 @@ impl Relay {
                 (Arc::new(StdoutPublisher::default()), None)
             }
         };
-        Self::assemble(config, publisher, store, dispatcher).await
+        Self::assemble(config, publisher, durable, store, dispatcher).await
     }
 
     /// Binds the listen address of `config`, publishing with `publisher`.
@@ -172,17 +182,33 @@ impl Relay {
         publisher: Arc<dyn Publisher>,
     ) -> Result<Self, RelayError> {
         let store = config.store.open().await?;
-        Self::assemble(config, publisher, store, None).await
+        Self::assemble(config, publisher, None, store, None).await
     }
 
     async fn assemble(
         config: &RelayConfig,
         publisher: Arc<dyn Publisher>,
+        durable: Option<Arc<Durable>>,
         store: Arc<dyn CallbackStore>,
         dispatcher: Option<dispatch::Dispatcher>,
     ) -> Result<Self, RelayError> {
         let listener = server::bind(&config.server).await?;
-        let router = router(config, publisher.clone(), Some(store), dispatcher.as_ref());
+        let mut router = router(config, publisher.clone(), Some(store), dispatcher.as_ref());
+        let (closing, closed) = watch::channel(false);
+        let console = match &config.console {
+            Some(settings) => {
+                // Every webhook recorded for the console as it is answered.
+                let feed = Arc::new(Feed::default());
+                router = router.layer(axum::middleware::from_fn_with_state(feed.clone(), observe));
+                let sources = Sources {
+                    publisher: publisher.clone(),
+                    journal: durable,
+                    clients: dispatcher.as_ref().map(dispatch::Dispatcher::client_count),
+                };
+                Some(Console::bind(settings, feed, sources, closed).await?)
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
@@ -191,6 +217,8 @@ impl Relay {
             secrets: config.secrets.clone(),
             hangups: listen_for_hangups(),
             dispatcher,
+            console,
+            closing,
         })
     }
 
@@ -200,6 +228,14 @@ impl Relay {
     /// The socket's error, if it cannot tell.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The operator console's address, when `console = true`.
+    ///
+    /// # Errors
+    /// The socket's error, if it cannot tell.
+    pub fn console_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.console.as_ref().map(Console::local_addr).transpose()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
@@ -216,6 +252,18 @@ impl Relay {
     /// effect without a restart.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let sighup = tokio::spawn(reload_on_sighup(self.secrets, self.hangups));
+        // The console stops with the relay: its event streams end, then its server.
+        let closing = self.closing;
+        let console = self.console.map(|console| {
+            let mut closed = closing.subscribe();
+            tokio::spawn(console.run(async move {
+                let _ = closed.wait_for(|closed| *closed).await;
+            }))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
         match self.dispatcher {
             Some(dispatcher) => {
                 let close_clients = dispatcher.closer();
@@ -231,6 +279,9 @@ impl Relay {
             None => server::serve(self.listener, self.router, self.server, shutdown).await,
         }
         sighup.abort();
+        if let Some(console) = console {
+            let _ = console.await;
+        }
         self.publisher.close().await;
         tracing::info!("stopped");
     }

@@ -12,11 +12,9 @@ use super::flags::{Flags, JOURNAL};
 use super::{CliError, print_out, runtime};
 use crate::amq::TealExchange;
 use crate::relay::config::{JournalConfig, RelayConfig};
-use crate::relay::durable::drain_once;
+use crate::relay::durable::{drain_once, replay_message};
 use crate::relay::journal::{self, Entry, EntryMeta, Filter, Journal, Options, parse_instant};
-use crate::relay::publish::{
-    AmqpPublisher, AmqpSettings, Exchange, Outgoing, Publisher, Unroutable,
-};
+use crate::relay::publish::{AmqpPublisher, AmqpSettings, Publisher, Unroutable};
 
 /// `journal`'s subcommands; the journal and the broker come from the same
 /// configuration as `serve`.
@@ -230,17 +228,7 @@ async fn replay(config: &JournalConfig, filter: &Filter) -> Result<ExitCode, Cli
     let publisher = publisher(config).await?;
     let (mut replayed, mut failed) = (0u64, 0u64);
     for entry in &entries {
-        let message = Outgoing {
-            exchange: Exchange {
-                kind: TealExchange::PowensDomainWebhooks,
-                name: entry.meta.exchange.as_str().into(),
-            },
-            routing_key: entry.meta.routing_key.clone(),
-            message_id: Some(entry.meta.message_id.clone()),
-            body: entry.body.clone(),
-            webhook: None,
-            replay: true,
-        };
+        let message = replay_message(entry);
         match publisher.publish(&message).await {
             Ok(_) => {
                 replayed += 1;

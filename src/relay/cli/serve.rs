@@ -29,6 +29,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             public_path_prefix = %config.webhook.webhooks.public_path_prefix(),
             "listening on {addr}"
         );
+        if let Some(console) = relay.console_addr().map_err(CliError::LocalAddr)? {
+            tracing::info!(%console, "the console is at http://{console}/ (user anonymous)");
+        }
         relay.run(shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })

@@ -75,6 +75,9 @@ pub(crate) const KEYS: &[&Key] = &[
     DISPATCHER_MAX_CLIENTS,
     DISPATCHER_QUEUE_LEN,
     DISPATCHER_PING_SECS,
+    CONSOLE,
+    CONSOLE_LISTEN,
+    CONSOLE_PASSWORD,
     LOG_FORMAT,
 ];
 
@@ -388,6 +391,35 @@ pub(crate) const DISPATCHER_PING_SECS: &Key = &Key {
     default: Some("20"),
     value_name: SECS,
     help: "Interval of websocket pings; a client silent for two intervals is dropped.",
+};
+
+/// `console`.
+pub(crate) const CONSOLE: &Key = &Key {
+    name: "console",
+    kind: Kind::Bool,
+    default: Some("false"),
+    value_name: "BOOL",
+    help: "Serve the operator console (live webhooks, refusals explained, the journal and \
+           its replay) on console_listen; it shows bank data.",
+};
+
+/// `console_listen`.
+pub(crate) const CONSOLE_LISTEN: &Key = &Key {
+    name: "console_listen",
+    kind: Kind::Text,
+    default: Some("127.0.0.1:8082"),
+    value_name: "ADDR",
+    help: "Address and port of the console; keep it off the public listener.",
+};
+
+/// `console_password`.
+pub(crate) const CONSOLE_PASSWORD: &Key = &Key {
+    name: "console_password",
+    kind: Kind::SecretRef,
+    default: Some("env:POWENS_RELAY_CONSOLE_PASSWORD"),
+    value_name: "REF",
+    help: "Where the console's password (user anonymous) is read: env:NAME or file:PATH; \
+           by default the variable POWENS_RELAY_CONSOLE_PASSWORD holds it.",
 };
 
 /// `log_format`.

@@ -18,6 +18,7 @@ use read::{FileConfig, Reader, parse_toml, read_file};
 
 use super::broker::{AmqpUrl, BrokerSettings};
 use super::callback::store::StoreSpec;
+use super::console::ConsoleSettings;
 use super::dispatch::DispatcherSettings;
 use super::durable::JournalSettings;
 use super::listener::ListenerSettings;
@@ -39,6 +40,8 @@ pub struct RelayConfig {
     pub(crate) listener: ListenerSettings,
     pub(crate) dispatcher: DispatcherSettings,
     pub(crate) journal: JournalSettings,
+    /// `None` unless `console = true`.
+    pub(crate) console: Option<ConsoleSettings>,
     pub(crate) log_format: LogFormat,
     pub(crate) secrets: Secrets,
 }

@@ -13,6 +13,7 @@ use super::{ConfigError, Problem, RelayConfig};
 use crate::axum::{DomainPolicy, WebhookConfig, check_path_prefix};
 use crate::relay::broker::{AmqpUrl, BrokerSettings, Exchanges};
 use crate::relay::callback::store::StoreSpec;
+use crate::relay::console::ConsoleSettings;
 use crate::relay::dispatch::DispatcherSettings;
 use crate::relay::durable::{JournalMode, JournalSettings};
 use crate::relay::listener::ListenerSettings;
@@ -51,6 +52,8 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
     let journal = journal(r, unroutable);
     let listener = listener(r, server.listen);
     let dispatcher = dispatcher(r, &server, &listener.public_url, &public_path_prefix);
+    // Only serve has a console: dispatch, reading the same file, leaves its keys alone.
+    let console = need_domains.then(|| console(r, &server)).flatten();
     let file_domains = std::mem::take(&mut r.file.domains);
     let overrides = r.overrides;
     let mut problem = |key: &str, message: &dyn std::fmt::Display| r.problem(key, message);
@@ -104,6 +107,7 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
         listener,
         dispatcher,
         journal,
+        console,
         log_format,
         secrets: Secrets {
             refs,
@@ -263,6 +267,32 @@ fn dispatcher(
         queue_len: r.count(keys::DISPATCHER_QUEUE_LEN, 1, 1_000_000),
         ping_interval: r.seconds(keys::DISPATCHER_PING_SECS, 1),
     }
+}
+
+/// The console's keys, when `console = true`: its server takes the connection limits of
+/// `server`; its password is read now, so that a missing one stops the relay at once.
+fn console(r: &mut Reader<'_>, server: &ServerSettings) -> Option<ConsoleSettings> {
+    let enabled = r.flag(keys::CONSOLE);
+    let listen = address(r, keys::CONSOLE_LISTEN);
+    let password = r.text(keys::CONSOLE_PASSWORD);
+    if !enabled {
+        return None;
+    }
+    let password = match SecretRef::parse(&password).map(|p| p.resolve()) {
+        Ok(Ok(secret)) => secret,
+        Ok(Err(e)) => {
+            r.problem(keys::CONSOLE_PASSWORD.name, e);
+            return None;
+        }
+        Err(e) => {
+            r.problem(keys::CONSOLE_PASSWORD.name, e);
+            return None;
+        }
+    };
+    Some(ConsoleSettings {
+        server: ServerSettings { listen, ..*server },
+        password,
+    })
 }
 
 /// Where the verify-mode domains' secrets come from, and the webhook configuration

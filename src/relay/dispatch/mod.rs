@@ -219,6 +219,13 @@ impl Dispatcher {
         self.ctx.hub.metrics.register(registry);
     }
 
+    /// How many websocket clients are connected: a count that outlives the
+    /// dispatcher's handle (the console's).
+    pub(crate) fn client_count(&self) -> Arc<dyn Fn() -> usize + Send + Sync> {
+        let hub = self.ctx.hub.clone();
+        Arc::new(move || hub.client_count())
+    }
+
     /// Whether messages can reach the dispatcher now (the broker consumer is
     /// connected, the callback store reachable), and from which node: a check that
     /// outlives the dispatcher's handle.

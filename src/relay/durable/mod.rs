@@ -22,6 +22,7 @@
 //! journal: a browser's callback or a CIBA notification is answered 503 as before when
 //! the broker does not take it (the browser, the provider, tries again).
 
+mod browse;
 mod dedup;
 mod drain;
 mod metrics;
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 
 use super::journal::{AppendError, Journal, JournalError, NewEntry, Options, Undelivered};
 use super::publish::{AmqpPublisher, Delivered, JournalStatus, Outgoing, PublishError, Publisher};
+pub(crate) use browse::replay_message;
 use dedup::Dedup;
 pub(crate) use drain::drain_once;
 use metrics::JournalMetrics;

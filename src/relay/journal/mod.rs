@@ -84,7 +84,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 pub(crate) use entry::{
-    Appended, Entry, EntryMeta, Filter, NewEntry, Seq, State, Totals, Undelivered,
+    Appended, Entry, EntryMeta, Filter, NewEntry, Seq, State, Stats, Totals, Undelivered,
 };
 pub(crate) use error::{AppendError, JournalError, WriteError};
 pub(crate) use instant::parse_instant;

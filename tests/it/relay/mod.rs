@@ -3,6 +3,7 @@
 
 mod callbacks_e2e;
 mod commands;
+mod console;
 mod consume;
 mod dispatch;
 mod dispatch_local;
