@@ -20,7 +20,9 @@ async fn scenario(
     count: usize,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let secret_path = dir.join("secret");
-    let (mut child, addr) = process::spawn_relay(args, prefix, &secret_path, &dir.join("data"))?;
+    let data_dir = dir.join("data");
+    let (mut child, addr) =
+        process::spawn_relay(args, prefix, &secret_path, &data_dir, &args.relay_set)?;
     let idle_kib = process::peak_rss_kib(child.id());
     let secret = powens_webhooks::Secret::new(SECRET)?;
     let mut tasks = Vec::new();

@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --release --example load -- --connections 64 --seconds 10 --rounds 3
 //! cargo build --release && cargo run --release --example load -- --separate-process --json
+//! cargo run --release --example load -- --separate-process --rate 2000 --seconds 5
+//! cargo run --release --example load -- --separate-process --at-half-max --compare log_format=text,json
 //! ```
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Runs, in turn: raw lapin (confirms,
@@ -13,6 +15,18 @@
 //! default it only counts deliveries (no acknowledgements, so that the measuring device
 //! does not load the broker); `--acking-consumer` uses the library's `TealConsumer`
 //! instead, which acknowledges each message.
+//!
+//! By default each connection sends its next request as soon as the last one was
+//! answered (closed loop). `--rate R` offers R requests per second instead, at fixed
+//! intended times, to the relay and to raw lapin alike (open loop, `pace.rs`): latency
+//! is then counted from each request's intended send time, so that requests queued
+//! behind a slow answer count their wait. `--at-half-max` first measures the relay's
+//! maximum (a short closed-loop run), then runs the open loop at half of it.
+//!
+//! `--relay-set KEY=VALUE` sets a key of the relay's configuration; `--compare
+//! KEY=V1,V2` starts one relay per value and alternates them (raw, V1, raw, V2, raw, …),
+//! reporting each against raw lapin and V2 against V1. Every relay has a `data_dir` of
+//! its own, removed at the end.
 //!
 //! By default the relay and the raw publisher run in this process. With
 //! `--separate-process` they run as processes of their own, as an operator runs them:
@@ -31,23 +45,33 @@
 mod broker_side;
 #[path = "../common/mod.rs"]
 mod common;
+mod compare;
 mod large;
+mod pace;
+mod print;
 mod process;
+mod raw;
+mod relays;
 mod report;
 mod runs;
+mod series;
+mod settings;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use chrono::Utc;
 use clap::Parser;
-use powens_webhooks::relay::Relay;
-use powens_webhooks::relay::{AmqpUrl, Overrides, RelayConfig};
+use powens_webhooks::relay::AmqpUrl;
 
 use broker_side::{delete_exchange, spawn_acking_consumer, spawn_counting_consumer};
-use report::{Measured, Report};
-use runs::{healthz_run, raw_run, relay_run};
+use pace::Load;
+use raw::raw_run;
+use relays::RelayUnderTest;
+use report::{RelayFigures, Report};
+use series::Bench;
+use settings::{Compare, Setting};
 
 pub(crate) const DOMAIN: &str = "load.biapi.pro";
 pub(crate) const PATH: &str = "/powens-webhook/load.biapi.pro/CONNECTION_SYNCED";
@@ -90,6 +114,27 @@ pub(crate) struct Args {
     /// concurrent 1 MiB webhooks (each in a relay process of its own).
     #[arg(long)]
     large_bodies: bool,
+    /// Open loop: offer this many requests per second, at fixed intended times, over
+    /// at most `--connections` connections (raw lapin: publishes in flight); latencies
+    /// count from each request's intended send time.
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Measure the relay's maximum first (a closed-loop run of `--max-seconds`), then
+    /// run the open loop at half of it (with `--compare`: half of the first relay's).
+    #[arg(long, conflicts_with = "rate")]
+    at_half_max: bool,
+    /// Seconds of the closed-loop run that measures the maximum (`--at-half-max`).
+    #[arg(long, default_value_t = 3)]
+    max_seconds: u64,
+    /// A key of the relay's configuration for every relay started (repeatable): set
+    /// with `Overrides::with` in this process, as `POWENS_RELAY_<KEY>` for a process.
+    #[arg(long, value_name = "KEY=VALUE")]
+    relay_set: Vec<Setting>,
+    /// One relay per value of a configuration key, measured in alternating runs (raw,
+    /// V1, raw, V2, raw, …, `--rounds` runs of each), each against raw lapin and
+    /// against V1.
+    #[arg(long, value_name = "KEY=V1,V2")]
+    compare: Option<Compare>,
     /// RabbitMQ URL.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp_url: String,
@@ -104,6 +149,15 @@ pub(crate) struct Args {
     first_id: u64,
 }
 
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?}: expected a number of requests per second above 0"
+        )),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -113,7 +167,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The raw publisher as a process of its own: one run, its report on stdout.
         let prefix = args.prefix.clone().ok_or("--prefix is required")?;
         let ids = Arc::new(AtomicU64::new(args.first_id));
-        let run = raw_run(&url, &prefix, &args, duration, ids).await?;
+        let load = Load::of(args.rate);
+        let run = raw_run(&url, &prefix, &args, load, duration, ids).await?;
         let cpu = process::Cpu::of("self");
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let report = process::ChildReport {
@@ -123,10 +178,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             latencies_us: run.latencies_us,
             cpu_us: micros(cpu.total),
             kernel_cpu_us: micros(cpu.kernel),
+            schedule: run.schedule,
         };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
+    let variants = settings::variants(&args.relay_set, args.compare.as_ref())?;
 
     let prefix = format!("load_{}_{}_", std::process::id(), Utc::now().timestamp());
     let consumed = Arc::new(AtomicU64::new(0));
@@ -140,7 +197,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let secret_path = dir.join("secret");
     std::fs::write(&secret_path, SECRET)?;
-    let data_dir = dir.join("data");
     if args.large_bodies {
         let result = large::large_bodies(&args, &prefix, &dir).await;
         delete_exchange(&url, &prefix).await?;
@@ -151,112 +207,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
-    let (mut child, addr, stop_relay) = if args.separate_process {
-        let (child, addr) = process::spawn_relay(&args, &prefix, &secret_path, &data_dir)?;
-        (Some(child), addr, None)
-    } else {
-        let overrides = Overrides::new()
-            .with("listen", "127.0.0.1:0")
-            .with("amqp_url", args.amqp_url.as_str())
-            .with("exchange_prefix", prefix.as_str())
-            .with("data_dir", data_dir.display().to_string())
-            .with_domain(format!("{DOMAIN}=file:{}", secret_path.display()));
-        let config = RelayConfig::load(&overrides)?;
-        let relay = Relay::start(&config).await?;
-        let addr = relay.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(relay.run(async {
-            let _ = stopped.await;
-        }));
-        (None, addr, Some((stop, task)))
+    let bench = Bench {
+        args: &args,
+        url: url.clone(),
+        prefix: prefix.clone(),
+        consumed,
+        ids: Arc::new(AtomicU64::new(0)),
+        rabbitmq: None,
+        runs: 0,
     };
-    let relay_pid = child.as_ref().map(|c| c.id().to_string());
-    let rabbitmq = if args.separate_process {
-        process::rabbitmq_pid().map(|pid| pid.to_string())
-    } else {
-        None
-    };
-
-    let ids = Arc::new(AtomicU64::new(0));
-    let mut measured = Vec::new();
-    // raw, relay, raw, relay, ..., raw: each relay run sits between two raw runs, so a
-    // slow spell of the shared machine hits both.
-    let order: Vec<&'static str> = (0..args.rounds)
-        .flat_map(|_| ["raw lapin", "relay"])
-        .chain(["raw lapin"])
-        .collect();
-    for (index, name) in order.into_iter().enumerate() {
-        let before = consumed.load(Ordering::Relaxed);
-        let broker_before = rabbitmq.as_deref().map(process::cpu_time);
-        let (mut run, cpu) = match (name, &relay_pid) {
-            ("relay", pid) => {
-                let cpu_before = pid.as_deref().map(process::Cpu::of);
-                let run = relay_run(addr, &args, duration, ids.clone()).await;
-                let cpu = pid
-                    .as_deref()
-                    .zip(cpu_before)
-                    .map(|(pid, before)| process::Cpu::since(pid, before));
-                (run, cpu)
-            }
-            (_, Some(_)) => {
-                let first_id = u64::try_from(index + 1).unwrap_or(u64::MAX) * 1_000_000_000;
-                let (run, cpu) = process::raw_child(&args, &prefix, first_id)?.into_run();
-                (run, Some(cpu))
-            }
-            (_, None) => (
-                raw_run(&url, &prefix, &args, duration, ids.clone()).await?,
-                None,
-            ),
-        };
-        // Every confirmed message must reach the consumer.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while consumed.load(Ordering::Relaxed) - before < run.ok && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        run.consumed = consumed.load(Ordering::Relaxed) - before;
-        run.name = name;
-        let broker_cpu = rabbitmq
-            .as_deref()
-            .zip(broker_before)
-            .map(|(pid, before)| process::cpu_time(pid).saturating_sub(before));
-        let entry = Measured::new(run, cpu, broker_cpu);
-        eprintln!("{}", entry.summary_line());
-        measured.push(entry);
-    }
-
-    // The HTTP floor: the relay's own CPU per `GET /healthz`.
-    let healthz = match &relay_pid {
-        Some(pid) => {
-            let before = process::Cpu::of(pid);
-            let mut run = healthz_run(addr, &args, duration).await;
-            run.name = "GET /healthz";
-            let cpu = process::Cpu::since(pid, before);
-            let entry = Measured::new(run, Some(cpu), None);
-            eprintln!("{}", entry.summary_line());
-            Some(entry)
-        }
-        None => None,
-    };
-    let peak_rss_kib = child.as_ref().map(|c| process::peak_rss_kib(c.id()));
-
-    if let Some(child) = child.as_mut() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let status = child.wait()?;
-        if !status.success() {
-            return Err(format!("the relay exited with {status}").into());
-        }
-    }
-    if let Some((stop, task)) = stop_relay {
-        let _ = stop.send(());
-        task.await?;
-    }
+    let result = measure_all(bench, &variants, &secret_path, &dir).await;
+    // Whatever happened: the run's exchange and every relay's data go.
     delete_exchange(&url, &prefix).await?;
     let _ = std::fs::remove_dir_all(&dir);
-
-    let report = Report::new(&args, measured, healthz, peak_rss_kib);
+    let report = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
@@ -266,4 +230,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{} confirmed messages were not consumed", report.lost()).into());
     }
     Ok(())
+}
+
+/// Starts a relay per variant, each with a `data_dir` of its own under `dir`, runs the
+/// series (after the maxima, with `--at-half-max`) and the `/healthz` floors, stops the
+/// relays.
+async fn measure_all(
+    mut bench: Bench<'_>,
+    variants: &[settings::Variant],
+    secret_path: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<Report, Box<dyn std::error::Error>> {
+    let args = bench.args;
+    let mut relays = Vec::new();
+    for (index, variant) in variants.iter().enumerate() {
+        let data_dir = dir.join(format!("data-{index}"));
+        let relay =
+            RelayUnderTest::start(args, &bench.prefix, secret_path, &data_dir, variant).await?;
+        relays.push(relay);
+    }
+    if args.separate_process {
+        bench.rabbitmq = process::rabbitmq_pid().map(|pid| pid.to_string());
+    }
+    let (maxima, load) = match args.at_half_max {
+        true => bench.maxima(&relays).await?,
+        false => (Vec::new(), Load::of(args.rate)),
+    };
+    let measured = bench.series(&relays, load).await?;
+    let mut floors = bench.floors(&relays).await?.into_iter();
+    let mut figures = Vec::new();
+    for (relay, variant) in relays.into_iter().zip(variants) {
+        let healthz = relay.pid().and_then(|_| floors.next());
+        let peak_rss_kib = relay.peak_rss_kib();
+        let name = relay.name.clone();
+        relay.stop().await?;
+        figures.push(RelayFigures {
+            name,
+            value: variant.value.clone(),
+            healthz,
+            peak_rss_kib,
+        });
+    }
+    Ok(Report::new(args, load, maxima, measured, figures))
 }

@@ -1,13 +1,17 @@
 //! The relay and the raw publisher as processes of their own, as an operator runs them,
 //! and what `/proc` says of a process: CPU time and peak memory.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::pace::{Load, Schedule};
 use crate::runs::Run;
+use crate::settings::Setting;
 use crate::{Args, DOMAIN};
 
 pub use crate::common::cpu_time;
@@ -70,13 +74,18 @@ pub fn rabbitmq_pid() -> Option<u32> {
         })
 }
 
-/// `powens-relay serve` as a child: the run's broker, prefix and domain, port 0, logs
-/// as an operator has them (info, JSON lines), drained so that they never block it.
+/// Lines of the relay's standard error kept to explain a relay that did not start.
+const STDERR_TAIL: usize = 20;
+
+/// `powens-relay serve` as a child: the run's broker, prefix and domain, a free port,
+/// logs as an operator has them (info, JSON lines), drained so that they never block
+/// it; then `settings`, each as its `POWENS_RELAY_*` variable.
 pub fn spawn_relay(
     args: &Args,
     prefix: &str,
     secret_file: &Path,
     data_dir: &Path,
+    settings: &[Setting],
 ) -> Result<(Child, SocketAddr), Box<dyn std::error::Error>> {
     // A free port, chosen here: the relay says where it listens only at level info.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -96,16 +105,42 @@ pub fn spawn_relay(
         )
         .env("POWENS_RELAY_LOG_FORMAT", "json")
         .env("RUST_LOG", &args.relay_log)
+        .envs(settings.iter().map(|s| (s.env(), &s.value)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    // Drained so that the relay never blocks on a full pipe, whatever its log level.
+    // Drained so that the relay never blocks on a full pipe, whatever its log level;
+    // the last lines kept, to say why a relay did not start.
     let stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let kept = tail.clone();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let mut kept = kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if kept.len() == STDERR_TAIL {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    });
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(addr).is_err() {
         if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            return Err("the relay did not start listening".into());
+            let _ = child.kill();
+            let _ = child.wait();
+            // The reader thread sees the pipe close once the relay has gone.
+            std::thread::sleep(Duration::from_millis(100));
+            let said = tail
+                .lock()
+                .map(|t| Vec::from(t.clone()))
+                .unwrap_or_default();
+            return Err(format!(
+                "the relay did not start listening; it said: {}",
+                said.join(" / ")
+            )
+            .into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -121,6 +156,9 @@ pub struct ChildReport {
     pub latencies_us: Vec<u64>,
     pub cpu_us: u64,
     pub kernel_cpu_us: u64,
+    /// The open loop's schedule.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
 }
 
 /// Runs this example again as the raw publisher (`--role raw`) and reads its report.
@@ -128,16 +166,20 @@ pub fn raw_child(
     args: &Args,
     prefix: &str,
     first_id: u64,
+    load: Load,
 ) -> Result<ChildReport, Box<dyn std::error::Error>> {
-    let output = Command::new(std::env::current_exe()?)
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args(["--role", "raw", "--prefix", prefix, "--first-id"])
         .arg(first_id.to_string())
         .args(["--connections", &args.connections.to_string()])
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--body-bytes", &args.body_bytes.to_string()])
-        .args(["--amqp-url", &args.amqp_url])
-        .stderr(Stdio::inherit())
-        .output()?;
+        .args(["--amqp-url", &args.amqp_url]);
+    if let Load::Open { rate } = load {
+        command.args(["--rate", &rate.to_string()]);
+    }
+    let output = command.stderr(Stdio::inherit()).output()?;
     if !output.status.success() {
         return Err("the raw publisher failed".into());
     }
@@ -151,12 +193,12 @@ impl ChildReport {
         latencies_us.sort_unstable();
         (
             Run {
-                name: "",
                 ok: self.ok,
                 failed: self.failed,
                 seconds: self.seconds,
                 latencies_us,
-                consumed: 0,
+                schedule: self.schedule,
+                ..Run::default()
             },
             Cpu {
                 total: Duration::from_micros(self.cpu_us),

@@ -1,12 +1,15 @@
-//! What the harness prints: a table per run and the totals, or one JSON document.
+//! What the harness prints: a table per run and the totals, or one JSON document. The
+//! comparison of relay configurations (`--compare`) is in `compare.rs`.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::Args;
+use crate::pace::{Load, Schedule};
 use crate::process::Cpu;
 use crate::runs::Run;
+use crate::settings::{Compare, Setting};
 
 /// A run and the CPU time it cost: the process measured (relay, raw publisher) and
 /// RabbitMQ.
@@ -26,7 +29,7 @@ fn per_message(cpu: Option<Duration>, count: u64) -> Option<f64> {
         .map(|cpu| cpu.as_secs_f64() * 1e6 / count as f64)
 }
 
-fn show(value: Option<f64>) -> String {
+pub fn show(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
 }
 
@@ -55,8 +58,16 @@ impl Measured {
     }
 
     pub fn summary_line(&self) -> String {
+        let schedule = self.run.schedule.map_or_else(String::new, |s| {
+            format!(
+                ", p99 {:.2} ms from the intended time, {} behind schedule, {} unsent",
+                self.run.percentile_ms(0.99),
+                s.behind,
+                s.unsent
+            )
+        });
         format!(
-            "{}: {:.0}/s, {} ok, {} failed, {} consumed, CPU {} µs/msg (kernel {}), broker {} µs/msg",
+            "{}: {:.0}/s, {} ok, {} failed, {} consumed, CPU {} µs/msg (kernel {}), broker {} µs/msg{schedule}",
             self.run.name,
             self.run.rate(),
             self.run.ok,
@@ -68,9 +79,9 @@ impl Measured {
         )
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let run = &self.run;
-        json!({
+        let mut value = json!({
             "name": run.name,
             "msgs_per_s": run.rate(),
             "p50_ms": run.percentile_ms(0.5),
@@ -88,28 +99,56 @@ impl Measured {
             "cpu_us_per_msg": self.cpu_us(),
             "kernel_cpu_us_per_msg": self.kernel_cpu_us(),
             "broker_cpu_us_per_msg": self.broker_cpu_us(),
-        })
+        });
+        if let Some(schedule) = run.schedule {
+            // Latencies above are then counted from each request's intended time.
+            value["open_loop"] = json!(schedule);
+        }
+        value
     }
 }
 
-/// Every run, the `/healthz` floor and the relay's peak RSS.
+/// A relay of the invocation: its `GET /healthz` floor and peak RSS.
+pub struct RelayFigures {
+    pub name: String,
+    pub value: Option<String>,
+    pub healthz: Option<Measured>,
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// Every run, each relay's `/healthz` floor and peak RSS.
 pub struct Report {
-    connections: usize,
-    seconds: u64,
-    body_bytes: usize,
-    rounds: usize,
-    separate_process: bool,
-    runs: Vec<Measured>,
-    healthz: Option<Measured>,
-    peak_rss_kib: Option<u64>,
+    pub connections: usize,
+    pub seconds: u64,
+    pub body_bytes: usize,
+    pub rounds: usize,
+    pub separate_process: bool,
+    pub load: Load,
+    pub settings: Vec<Setting>,
+    pub compare: Option<Compare>,
+    /// `--at-half-max`: the closed-loop runs that measured each relay's maximum.
+    pub maxima: Vec<Measured>,
+    pub runs: Vec<Measured>,
+    pub relays: Vec<RelayFigures>,
+}
+
+/// The median as the harness has always taken it: the upper one of an even count.
+pub fn median(sorted: &[f64]) -> Option<f64> {
+    sorted.get(sorted.len() / 2).copied()
+}
+
+pub fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
 }
 
 impl Report {
     pub fn new(
         args: &Args,
+        load: Load,
+        maxima: Vec<Measured>,
         runs: Vec<Measured>,
-        healthz: Option<Measured>,
-        peak_rss_kib: Option<u64>,
+        relays: Vec<RelayFigures>,
     ) -> Self {
         Self {
             connections: args.connections,
@@ -117,42 +156,39 @@ impl Report {
             body_bytes: args.body_bytes,
             rounds: args.rounds,
             separate_process: args.separate_process,
+            load,
+            settings: args.relay_set.clone(),
+            compare: args.compare.clone(),
+            maxima,
             runs,
-            healthz,
-            peak_rss_kib,
+            relays,
         }
     }
 
     pub fn lost(&self) -> u64 {
-        self.runs
+        self.maxima
             .iter()
+            .chain(&self.runs)
             .map(|m| m.run.ok.saturating_sub(m.run.consumed))
             .sum()
     }
 
-    /// Each relay run against the mean of the raw runs on either side of it, sorted.
-    fn ratios(&self) -> Vec<f64> {
-        let mut ratios: Vec<f64> = self
-            .runs
+    /// The runs of relay `name`, each against the mean of the raw runs on either side
+    /// of it, in the order run (one per round).
+    pub fn ratios(&self, name: &str) -> Vec<f64> {
+        self.runs
             .windows(3)
             .step_by(2)
+            .filter(|w| w[1].run.name == name)
             .map(|w| w[1].run.rate() / ((w[0].run.rate() + w[2].run.rate()) / 2.0))
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        ratios
+            .collect()
     }
 
     /// The runs named `name` merged, with their CPU times summed.
-    fn all(&self, name: &str) -> Measured {
-        let mut merged = Run {
-            name: "",
-            ok: 0,
-            failed: 0,
-            seconds: 0.0,
-            latencies_us: Vec::new(),
-            consumed: 0,
-        };
+    pub fn all(&self, name: &str) -> Measured {
+        let mut merged = Run::default();
         let (mut cpu, mut broker) = (Some(Cpu::default()), Some(Duration::ZERO));
+        let mut schedule: Option<Schedule> = None;
         for m in self.runs.iter().filter(|m| m.run.name == name) {
             merged.ok += m.run.ok;
             merged.failed += m.run.failed;
@@ -161,27 +197,64 @@ impl Report {
             merged.latencies_us.extend(&m.run.latencies_us);
             cpu = cpu.zip(m.cpu).map(|(a, b)| a + b);
             broker = broker.zip(m.broker_cpu).map(|(a, b)| a + b);
+            schedule = match (schedule, m.run.schedule) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
         }
         merged.latencies_us.sort_unstable();
+        merged.schedule = schedule;
         Measured::new(merged, cpu, broker)
     }
 
+    /// The figures an open loop and `--relay-set` add, when used.
+    fn extras(&self, report: &mut Value) {
+        if let Load::Open { rate } = self.load {
+            report["open_loop"] = json!({
+                "rate_per_s": rate,
+                "behind_after_ms": crate::pace::BEHIND.as_secs_f64() * 1e3,
+                "latency_from": "intended send time",
+            });
+        }
+        if !self.maxima.is_empty() {
+            report["at_half_max"] = json!({
+                "fraction": crate::series::FRACTION_OF_MAX,
+                "max_runs": self.maxima.iter().map(Measured::to_json).collect::<Vec<_>>(),
+            });
+        }
+        if !self.settings.is_empty() {
+            report["relay_settings"] = json!(
+                self.settings
+                    .iter()
+                    .map(Setting::to_string)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
     pub fn to_json(&self) -> Value {
+        if self.compare.is_some() {
+            let mut report = self.compare_json();
+            self.extras(&mut report);
+            return report;
+        }
         let (relay, raw) = (self.all("relay"), self.all("raw lapin"));
-        let ratios = self.ratios();
-        let floor = self.healthz.as_ref().and_then(Measured::cpu_us);
-        let kernel_floor = self.healthz.as_ref().and_then(Measured::kernel_cpu_us);
-        json!({
+        let ratios = sorted(self.ratios("relay"));
+        let healthz = self.relays.first().and_then(|r| r.healthz.as_ref());
+        let floor = healthz.and_then(Measured::cpu_us);
+        let kernel_floor = healthz.and_then(Measured::kernel_cpu_us);
+        let peak_rss_kib = self.relays.first().and_then(|r| r.peak_rss_kib);
+        let mut report = json!({
             "connections": self.connections,
             "seconds": self.seconds,
             "body_bytes": self.body_bytes,
             "rounds": self.rounds,
             "separate_process": self.separate_process,
             "runs": self.runs.iter().map(Measured::to_json).collect::<Vec<_>>(),
-            "healthz": self.healthz.as_ref().map(Measured::to_json),
+            "healthz": healthz.map(Measured::to_json),
             "relay": relay.to_json(),
             "raw": raw.to_json(),
-            "relay_over_raw_median": ratios.get(ratios.len() / 2),
+            "relay_over_raw_median": median(&ratios),
             "relay_over_raw": ratios,
             "relay_cpu_budget_us": raw.cpu_us().zip(floor).map(|(raw, floor)| raw + floor),
             // The kernel's part of the budget, to set against the relay's
@@ -190,106 +263,10 @@ impl Report {
                 .kernel_cpu_us()
                 .zip(kernel_floor)
                 .map(|(raw, floor)| raw + floor),
-            "relay_peak_rss_mib": self.peak_rss_kib.map(|k| k as f64 / 1024.0),
+            "relay_peak_rss_mib": peak_rss_kib.map(|k| k as f64 / 1024.0),
             "lost": self.lost(),
-        })
-    }
-
-    pub fn print(&self) {
-        println!(
-            "\n{} connections / in flight, {} s per run, ~{} B bodies, {} rounds, relay {}\n",
-            self.connections,
-            self.seconds,
-            self.body_bytes,
-            self.rounds,
-            if self.separate_process {
-                "and raw publisher in processes of their own"
-            } else {
-                "in the harness's process"
-            }
-        );
-        println!(
-            "| run | msgs/s | p50 (ms) | p99 (ms) | p99.9 (ms) | 2xx / confirmed | non-2xx / failed | consumed | lost | CPU µs/msg | RabbitMQ CPU µs/msg |"
-        );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
-        for m in self.runs.iter().chain(&self.healthz) {
-            let run = &m.run;
-            println!(
-                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
-                run.name,
-                run.rate(),
-                run.percentile_ms(0.50),
-                run.percentile_ms(0.99),
-                run.percentile_ms(0.999),
-                run.ok,
-                run.failed,
-                run.consumed,
-                run.ok.saturating_sub(run.consumed),
-                show(m.cpu_us()),
-                show(m.broker_cpu_us()),
-            );
-        }
-        let (relay, raw) = (self.all("relay"), self.all("raw lapin"));
-        println!("\n| | relay | raw lapin |\n|---|---|---|");
-        println!(
-            "| msgs/s | {:.0} | {:.0} |",
-            relay.run.rate(),
-            raw.run.rate()
-        );
-        for (label, p) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
-            println!(
-                "| {label} (ms) | {:.2} | {:.2} |",
-                relay.run.percentile_ms(p),
-                raw.run.percentile_ms(p)
-            );
-        }
-        println!(
-            "| CPU µs per message | {} | {} |",
-            show(relay.cpu_us()),
-            show(raw.cpu_us())
-        );
-        println!(
-            "| RabbitMQ CPU µs per message | {} | {} |",
-            show(relay.broker_cpu_us()),
-            show(raw.broker_cpu_us())
-        );
-        println!(
-            "| non-2xx / failed | {} | {} |",
-            relay.run.failed, raw.run.failed
-        );
-        println!(
-            "| lost (2xx or confirmed, not consumed) | {} | {} |",
-            relay.run.ok.saturating_sub(relay.run.consumed),
-            raw.run.ok.saturating_sub(raw.run.consumed)
-        );
-        if let Some(healthz) = &self.healthz {
-            for (what, of) in [
-                ("CPU", Measured::cpu_us as fn(&Measured) -> Option<f64>),
-                ("kernel CPU", Measured::kernel_cpu_us),
-            ] {
-                let floor = of(healthz);
-                println!(
-                    "relay {what} per webhook {} µs; budget = raw lapin {} + GET /healthz {} = {} µs",
-                    show(of(&relay)),
-                    show(of(&raw)),
-                    show(floor),
-                    show(of(&raw).zip(floor).map(|(raw, floor)| raw + floor))
-                );
-            }
-        }
-        if let Some(kib) = self.peak_rss_kib {
-            println!("relay peak RSS: {:.1} MiB", kib as f64 / 1024.0);
-        }
-        let ratios = self.ratios();
-        println!(
-            "\nrelay / raw: median of {} rounds {:.3} (each round: {})",
-            ratios.len(),
-            ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
-            ratios
-                .iter()
-                .map(|r| format!("{r:.3}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        });
+        self.extras(&mut report);
+        report
     }
 }

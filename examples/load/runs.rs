@@ -1,34 +1,31 @@
-//! The runs: the relay over HTTP, and raw lapin publishing, each timed.
+//! The runs over HTTP (webhooks to the relay, `GET /healthz`), each timed, and what a
+//! run measured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use chrono::Utc;
-use http_body_util::BodyExt;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Confirmation};
-use powens_webhooks::relay::AmqpUrl;
-use powens_webhooks::relay::testing::{
-    Target, amqp_channel, close, signature_date, signed_request,
-};
-use powens_webhooks::{
-    Domain, Event, IsoDateTime, PowensHeaders, Secret, SignedPrefix, TealExchange, TealMessage,
-    WebhookRequest, sign,
-};
+use powens_webhooks::relay::testing::signature_date;
+use powens_webhooks::{Secret, SignedPrefix, sign};
 
-use crate::{Args, DOMAIN, PATH, SECRET};
+use crate::pace::{Load, Pace, Schedule, Turn};
+use crate::{Args, PATH, SECRET};
 
 /// What one run measured.
+#[derive(Default)]
 pub struct Run {
-    pub name: &'static str,
+    pub name: String,
     pub ok: u64,
     pub failed: u64,
+    /// From the start (the first intended time in the open loop) to the last answer.
     pub seconds: f64,
+    /// From when each request was sent, or (open loop) from its intended time.
     pub latencies_us: Vec<u64>,
     pub consumed: u64,
+    /// The open loop's schedule.
+    pub schedule: Option<Schedule>,
 }
 
 impl Run {
@@ -57,13 +54,15 @@ pub fn body(id: u64, size: usize) -> Vec<u8> {
     body
 }
 
-/// `connections` keep-alive HTTP/1.1 connections, each posting signed webhooks in turn.
+/// `connections` keep-alive HTTP/1.1 connections, each posting signed webhooks in turn
+/// (closed loop), or taking the next one due (open loop).
 ///
 /// The client is a minimal HTTP/1.1 writer and reader (as wrk is), so that the load
 /// generator, which shares the machine's cores, costs the relay as little as possible.
 pub async fn relay_run(
     addr: SocketAddr,
     args: &Args,
+    load: Load,
     duration: Duration,
     ids: Arc<AtomicU64>,
 ) -> Run {
@@ -73,7 +72,7 @@ pub async fn relay_run(
         let id = ids.fetch_add(1, Ordering::Relaxed);
         raw_request(addr, &body(id, size), &secret)
     };
-    http_run(addr, args.connections, duration, request, |status| {
+    http_run(addr, args.connections, load, duration, request, |status| {
         (200..300).contains(&status)
     })
     .await
@@ -85,6 +84,7 @@ pub async fn healthz_run(addr: SocketAddr, args: &Args, duration: Duration) -> R
     let mut run = http_run(
         addr,
         args.connections,
+        Load::Closed,
         duration,
         move || request.clone(),
         |status| status == 200,
@@ -95,47 +95,43 @@ pub async fn healthz_run(addr: SocketAddr, args: &Args, duration: Duration) -> R
     run
 }
 
-/// `connections` keep-alive connections, each sending what `request` makes in turn for
-/// `duration`; a response is a success when `ok(status)`.
+/// `connections` keep-alive connections, each sending what `request` makes for
+/// `duration`, paced by `load`; a response is a success when `ok(status)`.
 async fn http_run(
     addr: SocketAddr,
     connections: usize,
+    load: Load,
     duration: Duration,
     request: impl Fn() -> Vec<u8> + Clone + Send + 'static,
     ok: fn(u16) -> bool,
 ) -> Run {
-    let started = Instant::now();
+    let pace = Pace::start(load, duration);
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let request = request.clone();
+        let (request, pace) = (request.clone(), pace.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut succeeded, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
+            let mut tally = Tally::default();
             let mut stream = tokio::net::TcpStream::connect(addr)
                 .await
                 .expect("relay is listening");
             stream.set_nodelay(true).expect("nodelay");
             let mut buffer = Vec::with_capacity(4096);
-            while started.elapsed() < duration {
+            while let Some(turn) = pace.next().await {
                 let request = request();
                 let sent = Instant::now();
                 let status = match exchange(&mut stream, &request, &mut buffer).await {
                     Ok(status) => status,
                     Err(_) => {
-                        failed += 1;
+                        tally.failed += 1;
                         break;
                     }
                 };
-                latencies.push(sent.elapsed().as_micros() as u64);
-                if ok(status) {
-                    succeeded += 1
-                } else {
-                    failed += 1
-                }
+                tally.record(turn, sent, ok(status));
             }
-            (succeeded, failed, latencies)
+            tally
         }));
     }
-    collect(tasks, started).await
+    collect(tasks, &pace).await
 }
 
 /// A signed `POST` as bytes on the wire.
@@ -191,115 +187,47 @@ pub async fn exchange(
     }
 }
 
-/// Raw lapin: one confirm channel, `connections` publishes in flight, the same message
-/// (TeaL JSON of a signed webhook) the relay would publish.
-pub async fn raw_run(
-    url: &AmqpUrl,
-    prefix: &str,
-    args: &Args,
-    duration: Duration,
-    ids: Arc<AtomicU64>,
-) -> Result<Run, Box<dyn std::error::Error>> {
-    let (connection, channel) = amqp_channel(url).await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let exchange = TealExchange::PowensDomainWebhooks.name(prefix);
-    let domain = Domain::parse(DOMAIN)?;
-    let event = Event::parse("CONNECTION_SYNCED")?;
-    let target = Target::parse(&format!("http://127.0.0.1{PATH}"))?;
-    let secret = Secret::new(SECRET)?;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (channel, exchange, ids) = (channel.clone(), exchange.clone(), ids.clone());
-        let (domain, event, target, secret) = (
-            domain.clone(),
-            event.clone(),
-            target.clone(),
-            secret.clone(),
-        );
-        let size = args.body_bytes;
-        tasks.push(tokio::spawn(async move {
-            let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
-            while started.elapsed() < duration {
-                let id = ids.fetch_add(1, Ordering::Relaxed);
-                // Build the message as the relay does (signed request, parsed headers).
-                let request = signed_request(
-                    &target,
-                    Bytes::from(body(id, size)),
-                    &secret,
-                    &signature_date(Utc::now()),
-                )
-                .expect("valid request");
-                let headers = PowensHeaders::from_header_map(request.headers()).expect("headers");
-                let payload = request
-                    .body()
-                    .clone()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes();
-                let message = WebhookRequest {
-                    method: "POST",
-                    endpoint: PATH,
-                    domain: &domain,
-                    event: &event,
-                    headers: &headers,
-                    body: &payload,
-                }
-                .to_unverified_message(IsoDateTime::now_naive_utc())
-                .expect("UTF-8 body");
-                let properties = BasicProperties::default()
-                    .with_content_type("application/json".into())
-                    .with_delivery_mode(2)
-                    .with_message_id(id.to_string().into());
-                let sent = Instant::now();
-                let confirm = channel
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        DOMAIN.into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            immediate: false,
-                        },
-                        &message.to_json(),
-                        properties,
-                    )
-                    .await;
-                let confirmed = match confirm {
-                    Ok(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
-                    Err(_) => false,
-                };
-                latencies.push(sent.elapsed().as_micros() as u64);
-                if confirmed { ok += 1 } else { failed += 1 }
-            }
-            (ok, failed, latencies)
-        }));
-    }
-    let run = collect(tasks, started).await;
-    close(&connection, &channel).await;
-    Ok(run)
+/// What one connection (or publishing task) counted.
+#[derive(Default)]
+pub struct Tally {
+    pub ok: u64,
+    pub failed: u64,
+    latencies_us: Vec<u64>,
+    behind: u64,
 }
 
-type TaskResult = (u64, u64, Vec<u64>);
-
-async fn collect(tasks: Vec<tokio::task::JoinHandle<TaskResult>>, started: Instant) -> Run {
-    let (mut ok, mut failed, mut latencies_us) = (0, 0, Vec::new());
-    for task in tasks {
-        let (o, f, l) = task.await.expect("load task");
-        ok += o;
-        failed += f;
-        latencies_us.extend(l);
+impl Tally {
+    /// A request of `turn` sent at `sent` has just been answered.
+    pub fn record(&mut self, turn: Turn, sent: Instant, success: bool) {
+        self.latencies_us
+            .push(turn.start(sent).elapsed().as_micros() as u64);
+        self.behind += u64::from(turn.behind(sent));
+        if success {
+            self.ok += 1
+        } else {
+            self.failed += 1
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
+}
+
+/// The tasks' tallies as one run.
+pub async fn collect(tasks: Vec<tokio::task::JoinHandle<Tally>>, pace: &Pace) -> Run {
+    let mut all = Tally::default();
+    for task in tasks {
+        let tally = task.await.expect("load task");
+        all.ok += tally.ok;
+        all.failed += tally.failed;
+        all.behind += tally.behind;
+        all.latencies_us.extend(tally.latencies_us);
+    }
+    let seconds = pace.started().elapsed().as_secs_f64();
+    all.latencies_us.sort_unstable();
     Run {
-        name: "",
-        ok,
-        failed,
+        ok: all.ok,
+        failed: all.failed,
         seconds,
-        latencies_us,
-        consumed: 0,
+        latencies_us: all.latencies_us,
+        schedule: pace.schedule(all.behind),
+        ..Run::default()
     }
 }
