@@ -215,8 +215,16 @@ impl Report {
         if matches!(self.load, Load::Open { .. }) {
             let behind = |m: &Measured| m.run.schedule.map_or(0, |s| s.behind).to_string();
             let unsent = |m: &Measured| m.run.schedule.map_or(0, |s| s.unsent).to_string();
+            let lag =
+                |m: &Measured| format!("{:.2} / {:.2}", m.run.lag_ms(0.5), m.run.lag_ms(0.99));
             row(
-                "behind schedule",
+                "sent late by, p50 / p99 (ms)",
+                lag(&raw),
+                &|f| lag(&f.merged),
+                None,
+            );
+            row(
+                "behind schedule (> 1 ms late)",
                 behind(&raw),
                 &|f| behind(&f.merged),
                 None,

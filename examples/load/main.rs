@@ -169,7 +169,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ids = Arc::new(AtomicU64::new(args.first_id));
         let load = Load::of(args.rate);
         let run = raw_run(&url, &prefix, &args, load, duration, ids).await?;
+        // The publisher's CPU time, without the open loop's pacer thread: that is the
+        // load generator's, as the closed loop's has none.
         let cpu = process::Cpu::of("self");
+        let pacer = run.pacer_cpu.unwrap_or_default();
+        let cpu = process::Cpu {
+            total: cpu.total.saturating_sub(pacer.total),
+            kernel: cpu.kernel.saturating_sub(pacer.kernel),
+        };
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let report = process::ChildReport {
             ok: run.ok,
@@ -179,6 +186,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cpu_us: micros(cpu.total),
             kernel_cpu_us: micros(cpu.kernel),
             schedule: run.schedule,
+            lags_us: run.lags_us,
         };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

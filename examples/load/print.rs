@@ -116,6 +116,13 @@ impl Report {
                 m.run.schedule.as_ref().map_or(0, f)
             };
             println!(
+                "| sent late by, p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} |",
+                relay.run.lag_ms(0.5),
+                relay.run.lag_ms(0.99),
+                raw.run.lag_ms(0.5),
+                raw.run.lag_ms(0.99)
+            );
+            println!(
                 "| behind schedule (sent > 1 ms late) | {} | {} |",
                 of(&relay, |s| s.behind),
                 of(&raw, |s| s.behind)

@@ -159,6 +159,9 @@ pub struct ChildReport {
     /// The open loop's schedule.
     #[serde(default)]
     pub schedule: Option<Schedule>,
+    /// The open loop: how late each request went.
+    #[serde(default)]
+    pub lags_us: Vec<u64>,
 }
 
 /// Runs this example again as the raw publisher (`--role raw`) and reads its report.
@@ -191,12 +194,15 @@ impl ChildReport {
     pub fn into_run(self) -> (Run, Cpu) {
         let mut latencies_us = self.latencies_us;
         latencies_us.sort_unstable();
+        let mut lags_us = self.lags_us;
+        lags_us.sort_unstable();
         (
             Run {
                 ok: self.ok,
                 failed: self.failed,
                 seconds: self.seconds,
                 latencies_us,
+                lags_us,
                 schedule: self.schedule,
                 ..Run::default()
             },

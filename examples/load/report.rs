@@ -60,8 +60,11 @@ impl Measured {
     pub fn summary_line(&self) -> String {
         let schedule = self.run.schedule.map_or_else(String::new, |s| {
             format!(
-                ", p99 {:.2} ms from the intended time, {} behind schedule, {} unsent",
+                ", p99 {:.2} ms from the intended time, sent late by {:.2} ms (p50) / {:.2} \
+                 (p99), {} behind schedule, {} unsent",
                 self.run.percentile_ms(0.99),
+                self.run.lag_ms(0.5),
+                self.run.lag_ms(0.99),
                 s.behind,
                 s.unsent
             )
@@ -102,7 +105,10 @@ impl Measured {
         });
         if let Some(schedule) = run.schedule {
             // Latencies above are then counted from each request's intended time.
-            value["open_loop"] = json!(schedule);
+            let mut open = json!(schedule);
+            open["send_lag_p50_ms"] = json!(run.lag_ms(0.5));
+            open["send_lag_p99_ms"] = json!(run.lag_ms(0.99));
+            value["open_loop"] = open;
         }
         value
     }
@@ -195,6 +201,7 @@ impl Report {
             merged.seconds += m.run.seconds;
             merged.consumed += m.run.consumed;
             merged.latencies_us.extend(&m.run.latencies_us);
+            merged.lags_us.extend(&m.run.lags_us);
             cpu = cpu.zip(m.cpu).map(|(a, b)| a + b);
             broker = broker.zip(m.broker_cpu).map(|(a, b)| a + b);
             schedule = match (schedule, m.run.schedule) {
@@ -203,6 +210,7 @@ impl Report {
             };
         }
         merged.latencies_us.sort_unstable();
+        merged.lags_us.sort_unstable();
         merged.schedule = schedule;
         Measured::new(merged, cpu, broker)
     }

@@ -10,7 +10,8 @@ use chrono::Utc;
 use powens_webhooks::relay::testing::signature_date;
 use powens_webhooks::{Secret, SignedPrefix, sign};
 
-use crate::pace::{Load, Pace, Schedule, Turn};
+use crate::pace::{BEHIND, Load, Pace, Schedule, Turn};
+use crate::process::Cpu;
 use crate::{Args, PATH, SECRET};
 
 /// What one run measured.
@@ -21,11 +22,16 @@ pub struct Run {
     pub failed: u64,
     /// From the start (the first intended time in the open loop) to the last answer.
     pub seconds: f64,
-    /// From when each request was sent, or (open loop) from its intended time.
+    /// From when each request was sent, or (open loop) from its intended time; sorted.
     pub latencies_us: Vec<u64>,
+    /// Open loop: how late each request went (the pacer's and the runtime's wake-ups,
+    /// then the wait for a free connection); sorted.
+    pub lags_us: Vec<u64>,
     pub consumed: u64,
     /// The open loop's schedule.
     pub schedule: Option<Schedule>,
+    /// The open loop's pacer thread's CPU time (in the load generator's process).
+    pub pacer_cpu: Option<Cpu>,
 }
 
 impl Run {
@@ -34,12 +40,22 @@ impl Run {
     }
 
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
-        self.latencies_us[rank] as f64 / 1000.0
+        quantile_ms(&self.latencies_us, p)
     }
+
+    /// Open loop: the quantile `p` of how late requests went.
+    pub fn lag_ms(&self, p: f64) -> f64 {
+        quantile_ms(&self.lags_us, p)
+    }
+}
+
+/// The quantile `p` of `sorted` (µs), in ms.
+fn quantile_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank] as f64 / 1000.0
 }
 
 /// A body of about `size` bytes carrying `id` as `id_webhook_data`.
@@ -193,6 +209,7 @@ pub struct Tally {
     pub ok: u64,
     pub failed: u64,
     latencies_us: Vec<u64>,
+    lags_us: Vec<u64>,
     behind: u64,
 }
 
@@ -201,7 +218,10 @@ impl Tally {
     pub fn record(&mut self, turn: Turn, sent: Instant, success: bool) {
         self.latencies_us
             .push(turn.start(sent).elapsed().as_micros() as u64);
-        self.behind += u64::from(turn.behind(sent));
+        if let Some(lag) = turn.lag(sent) {
+            self.lags_us.push(lag.as_micros() as u64);
+            self.behind += u64::from(lag > BEHIND);
+        }
         if success {
             self.ok += 1
         } else {
@@ -219,15 +239,20 @@ pub async fn collect(tasks: Vec<tokio::task::JoinHandle<Tally>>, pace: &Pace) ->
         all.failed += tally.failed;
         all.behind += tally.behind;
         all.latencies_us.extend(tally.latencies_us);
+        all.lags_us.extend(tally.lags_us);
     }
     let seconds = pace.started().elapsed().as_secs_f64();
+    let pacer_cpu = pace.finish();
     all.latencies_us.sort_unstable();
+    all.lags_us.sort_unstable();
     Run {
         ok: all.ok,
         failed: all.failed,
         seconds,
         latencies_us: all.latencies_us,
+        lags_us: all.lags_us,
         schedule: pace.schedule(all.behind),
+        pacer_cpu,
         ..Run::default()
     }
 }
