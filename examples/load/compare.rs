@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::pace::Load;
-use crate::report::{Measured, RelayFigures, Report, median, show, sorted};
+use crate::report::{Measured, RelayFigures, Report, show, sorted, true_median as median};
 
 /// `a / b`, when both are known.
 fn over(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -138,9 +138,21 @@ pub struct Report {
     pub relays: Vec<RelayFigures>,
 }
 
-/// The median as the harness has always taken it: the upper one of an even count.
+/// The median as the harness has always taken it for relay / raw: the upper one of
+/// an even count.
 pub fn median(sorted: &[f64]) -> Option<f64> {
     sorted.get(sorted.len() / 2).copied()
+}
+
+/// The median, of an even count the mean of the middle two (`--compare`: with two
+/// rounds, the upper one alone would favour the second configuration).
+pub fn true_median(sorted: &[f64]) -> Option<f64> {
+    let middle = sorted.len() / 2;
+    match sorted.len() % 2 {
+        0 if middle > 0 => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+        0 => None,
+        _ => Some(sorted[middle]),
+    }
 }
 
 pub fn sorted(mut values: Vec<f64>) -> Vec<f64> {
