@@ -1,37 +1,32 @@
 //! The journal's pages: the entries a filter selects, one entry opened (its message's
-//! fields and its payload pretty-printed; never its user token or signature), and
-//! replay of one entry or of a filtered set, after a confirmation page, by POSTs that
-//! pass the cross-site checks.
+//! fields and its payload pretty-printed; never its user token or signature). Replay
+//! is in `replay.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use maud::{Markup, html};
 use serde_json::Value;
 
 use super::Ctx;
-use super::guard::{CrossSite, check_change};
+use super::guard::CrossSite;
 use super::layout::{Section, bytes, instant, page, problem};
 use crate::relay::durable::Durable;
 use crate::relay::journal::{EntryMeta, Filter, JournalError, Seq, parse_instant};
 
 /// Entries a listing page shows.
 const PAGE: usize = 100;
-/// Entries one replay publishes at most (more: narrow the filter, or `powens-relay
-/// journal replay`).
-const REPLAY_MAX: usize = 1000;
 
 /// Why a journal page cannot be shown: its status and what to say.
 #[derive(Debug)]
-pub(crate) struct NotDone(StatusCode, String);
+pub(super) struct NotDone(StatusCode, String);
 
 impl NotDone {
-    fn bad(message: impl Into<String>) -> Self {
+    pub(super) fn bad(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
     }
 }
@@ -55,14 +50,14 @@ impl IntoResponse for NotDone {
 }
 
 /// A filter as the form writes it: every field text, empty for "any".
-type Fields = HashMap<String, String>;
+pub(super) type Fields = HashMap<String, String>;
 
-fn field<'f>(fields: &'f Fields, name: &str) -> Option<&'f str> {
+pub(super) fn field<'f>(fields: &'f Fields, name: &str) -> Option<&'f str> {
     fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// The journal filter of `fields`, or what is wrong with them.
-fn filter_of(fields: &Fields) -> Result<Filter, String> {
+pub(super) fn filter_of(fields: &Fields) -> Result<Filter, String> {
     let now = Utc::now();
     let at = |name: &str| -> Result<_, String> {
         field(fields, name)
@@ -95,7 +90,7 @@ fn filter_of(fields: &Fields) -> Result<Filter, String> {
     })
 }
 
-fn journal_of(ctx: &Ctx) -> Result<&Arc<Durable>, NotDone> {
+pub(super) fn journal_of(ctx: &Ctx) -> Result<&Arc<Durable>, NotDone> {
     ctx.sources.journal.as_ref().ok_or_else(|| {
         NotDone(
             StatusCode::NOT_FOUND,
@@ -128,7 +123,7 @@ fn filter_form(fields: &Fields) -> Markup {
 }
 
 /// The hidden fields that carry a selection (and the form token) into a POST.
-fn hidden(ctx: &Ctx, fields: &Fields) -> Markup {
+pub(super) fn hidden(ctx: &Ctx, fields: &Fields) -> Markup {
     html! {
         input type="hidden" name="token" value=(ctx.token.as_str());
         @for name in ["seq", "domain", "event", "since", "until", "id", "state"] {
@@ -139,7 +134,7 @@ fn hidden(ctx: &Ctx, fields: &Fields) -> Markup {
     }
 }
 
-fn rows(metas: &[EntryMeta]) -> Markup {
+pub(super) fn rows(metas: &[EntryMeta]) -> Markup {
     html! {
         table.entries {
             thead {
@@ -204,14 +199,6 @@ pub(crate) async fn list(
     ))
 }
 
-/// `1 entry`, `2 entries`.
-fn entries(n: usize) -> String {
-    match n {
-        1 => "1 entry".to_owned(),
-        n => format!("{n} entries"),
-    }
-}
-
 /// `fields` as a query string.
 fn query_string(fields: &Fields) -> String {
     let mut pairs: Vec<_> = fields.iter().filter(|(_, v)| !v.is_empty()).collect();
@@ -251,10 +238,7 @@ pub(crate) async fn entry(
         .as_ref()
         .and_then(|m| m.get("hmac_signature"))
         .and_then(Value::as_object);
-    let payload = text("payload").map(|payload| match serde_json::from_str::<Value>(&payload) {
-        Ok(json) => serde_json::to_string_pretty(&json).unwrap_or(payload),
-        Err(_) => payload,
-    });
+    let payload = text("payload").map(|payload| pretty(&payload).unwrap_or(payload));
     let mut fields = Fields::new();
     fields.insert("seq".into(), seq.to_string());
     Ok(page(
@@ -298,117 +282,54 @@ pub(crate) async fn entry(
     ))
 }
 
-/// The entries a replay form selects: one `seq`, or a filter; at most
-/// [`REPLAY_MAX`] + 1 (to tell that there are more).
-async fn selected(durable: &Durable, fields: &Fields) -> Result<Vec<EntryMeta>, NotDone> {
-    let metas = if let Some(seq) = field(fields, "seq") {
-        let seq = seq
-            .parse::<i64>()
-            .map_err(|_| NotDone::bad("seq: a whole number"))?;
-        durable
-            .entry(Seq(seq))
-            .await?
-            .map(|entry| entry.meta)
-            .into_iter()
-            .collect()
-    } else {
-        let mut filter = filter_of(fields).map_err(NotDone::bad)?;
-        filter.after = None;
-        filter.limit = Some(REPLAY_MAX + 1);
-        durable.reader().list(&filter).await?
-    };
-    if metas.len() > REPLAY_MAX {
-        return Err(NotDone::bad(format!(
-            "More than {REPLAY_MAX} entries match: narrow the filter, or use powens-relay journal replay."
-        )));
-    }
-    Ok(metas)
+/// `json` indented, its keys in their order; `None` when it is not JSON (a CFONB
+/// payload).
+fn pretty(json: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(json.len() * 2);
+    let mut from = serde_json::Deserializer::from_str(json);
+    let mut to = serde_json::Serializer::pretty(&mut out);
+    serde_transcode::transcode(&mut from, &mut to).ok()?;
+    from.end().ok()?;
+    String::from_utf8(out).ok()
 }
 
-/// `POST /journal/replay`: what would be replayed, and the button that does it.
-pub(crate) async fn confirm(
-    State(ctx): State<Arc<Ctx>>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Result<Response, NotDone> {
-    check_change(&headers, &ctx.token, field(&fields, "token"))?;
-    let durable = journal_of(&ctx)?;
-    let metas = selected(durable, &fields).await?;
-    Ok(page(
-        "Replay?",
-        Section::Journal,
-        html! {
-            h1 { "Replay " (entries(metas.len())) "?" }
-            p {
-                "Each is published again to its exchange with its original message_id and the header "
-                code { "x-powens-relay-replay: true" } ". Consumers receive it a second time."
-            }
-            @if metas.is_empty() {
-                p { "No entry matches: nothing to replay." }
-            } @else {
-                (rows(&metas))
-                form method="post" action="/journal/replay/confirm" {
-                    (hidden(&ctx, &fields))
-                    button.danger type="submit" #confirm { "Replay " (entries(metas.len())) }
-                    " " a href="/journal" { "Cancel" }
-                }
-            }
-        },
-    ))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `POST /journal/replay/confirm`: publishes the selection again, one by one, and says
-/// what became of each.
-pub(crate) async fn replay(
-    State(ctx): State<Arc<Ctx>>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Result<Response, NotDone> {
-    check_change(&headers, &ctx.token, field(&fields, "token"))?;
-    let durable = journal_of(&ctx)?;
-    let metas = selected(durable, &fields).await?;
-    let mut outcomes = Vec::with_capacity(metas.len());
-    for meta in &metas {
-        let outcome = match durable.entry(meta.seq).await {
-            Ok(Some(entry)) => match durable.replay(&entry).await {
-                Ok(delivered) => Ok(delivered.label()),
-                Err(e) => Err(e.to_string()),
-            },
-            Ok(None) => Err("no longer in the journal".to_owned()),
-            Err(e) => Err(e.to_string()),
-        };
-        outcomes.push((meta, outcome));
+    #[test]
+    fn payloads_are_indented_in_their_own_order_and_text_stays_text() {
+        let text = pretty(r#"{"z": 1, "a": {"y": [1, 2], "b": "Caf\u00e9"}}"#).unwrap();
+        assert!(
+            text.find("\"z\"").unwrap() < text.find("\"a\"").unwrap(),
+            "{text}"
+        );
+        assert!(text.contains("\n  \"a\": {\n    \"y\": ["), "{text}");
+        assert!(text.contains("Café"), "{text}");
+        assert_eq!(pretty("0101CFONB line"), None);
+        assert_eq!(pretty(r#"{"a": 1} trailing"#), None);
     }
-    let replayed = outcomes.iter().filter(|(_, o)| o.is_ok()).count();
-    tracing::info!(
-        replayed,
-        failed = outcomes.len() - replayed,
-        "console: journal entries replayed"
-    );
-    Ok(page(
-        "Replayed",
-        Section::Journal,
-        html! {
-            h1 #replayed { (replayed) " of " (outcomes.len()) " replayed" }
-            table.entries {
-                thead { tr { th { "seq" } th { "domain" } th { "event" } th { "outcome" } } }
-                tbody {
-                    @for (meta, outcome) in &outcomes {
-                        tr.(if outcome.is_ok() { "confirmed" } else { "failed" }) {
-                            td { a href=(format!("/journal/{}", meta.seq.get())) { (meta.seq.get()) } }
-                            td { (meta.routing_key) }
-                            td { (meta.event.as_deref().unwrap_or("")) }
-                            td {
-                                @match outcome {
-                                    Ok(label) => (label),
-                                    Err(e) => (e),
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            p { a href="/journal" { "Back to the journal" } }
-        },
-    ))
+
+    #[test]
+    fn filters_read_the_form_and_name_a_bad_field() {
+        let fields: Fields = [
+            ("domain", "budgea.biapi.pro"),
+            ("id", " 42 "),
+            ("state", "waiting"),
+            ("event", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let filter = filter_of(&fields).unwrap();
+        assert_eq!(filter.domain.as_deref(), Some("budgea.biapi.pro"));
+        assert_eq!(filter.id_webhook_data, Some(42));
+        assert!(filter.pending_only);
+        assert_eq!(filter.event, None);
+        for (name, value) in [("since", "yesterday"), ("id", "4x"), ("after", "-")] {
+            let bad: Fields = [(name.to_owned(), value.to_owned())].into_iter().collect();
+            let message = filter_of(&bad).unwrap_err();
+            assert!(message.starts_with(name), "{message}");
+        }
+    }
 }

@@ -25,6 +25,7 @@ mod guard;
 mod journal;
 mod layout;
 mod live;
+mod replay;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -118,8 +119,8 @@ impl Console {
             .route("/events", get(live::events))
             .route("/journal", get(journal::list))
             .route("/journal/{seq}", get(journal::entry))
-            .route("/journal/replay", post(journal::confirm))
-            .route("/journal/replay/confirm", post(journal::replay))
+            .route("/journal/replay", post(replay::confirm))
+            .route("/journal/replay/confirm", post(replay::replay))
             .route("/assets/console.css", get(stylesheet))
             .route("/assets/console.js", get(script))
             .fallback(not_found)

@@ -4,6 +4,7 @@
 mod callbacks_e2e;
 mod commands;
 mod console;
+mod console_browser;
 mod consume;
 mod dispatch;
 mod dispatch_local;
