@@ -326,3 +326,32 @@ fn bad_input_to_the_journal_keys_and_commands_is_named_and_quotes_no_secret() {
     assert!(stderr.contains("there is no journal at"), "{stderr}");
     assert!(!stderr.contains("pa55word"), "{stderr}");
 }
+
+/// One writer per journal across processes: `journal drain` on the directory `serve`
+/// holds is refused, naming `serve`'s process, and leaves the journal to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_a_held_journal_is_refused_naming_the_holder() {
+    let prefix = unique("journal_held");
+    let dir = Dir::new("journal-held");
+    let domains = format!("{DOMAIN}=file:{}", secret_file(SECRET).display());
+    let serve = serve(&dir, AMQP_URL, &prefix, &domains);
+    let output = journal(&["drain"], &dir, AMQP_URL, &prefix);
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("process {} (", serve.child_id())),
+        "names serve's process: {stderr}"
+    );
+    // serve goes on.
+    let mut consumer = consumer(&prefix, &[DOMAIN]).await;
+    let (status, _) = try_post(serve.addr, webhook(DOMAIN, 1)).await.unwrap();
+    assert_eq!(status, 204);
+    assert!(
+        timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .is_ok()
+    );
+    serve.terminate();
+    consumer.close().await;
+    delete_exchanges(&prefix).await;
+}

@@ -3,7 +3,6 @@
 
 mod files;
 mod limits;
-mod measure;
 mod read;
 mod write;
 
