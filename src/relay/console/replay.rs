@@ -56,15 +56,25 @@ async fn selected(durable: &Durable, fields: &Fields) -> Result<Vec<EntryMeta>, 
     Ok(metas)
 }
 
+/// A replay form's journal and selection, once it passed the cross-site checks.
+async fn checked<'c>(
+    ctx: &'c Ctx,
+    headers: &HeaderMap,
+    fields: &Fields,
+) -> Result<(&'c Durable, Vec<EntryMeta>), NotDone> {
+    check_change(headers, &ctx.token, field(fields, "token"))?;
+    let durable = journal_of(ctx)?;
+    let metas = selected(durable, fields).await?;
+    Ok((durable, metas))
+}
+
 /// `POST /journal/replay`: what would be replayed, and the button that does it.
 pub(crate) async fn confirm(
     State(ctx): State<Arc<Ctx>>,
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Result<Response, NotDone> {
-    check_change(&headers, &ctx.token, field(&fields, "token"))?;
-    let durable = journal_of(&ctx)?;
-    let metas = selected(durable, &fields).await?;
+    let (_, metas) = checked(&ctx, &headers, &fields).await?;
     Ok(page(
         "Replay?",
         Section::Journal,
@@ -95,9 +105,7 @@ pub(crate) async fn replay(
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Result<Response, NotDone> {
-    check_change(&headers, &ctx.token, field(&fields, "token"))?;
-    let durable = journal_of(&ctx)?;
-    let metas = selected(durable, &fields).await?;
+    let (durable, metas) = checked(&ctx, &headers, &fields).await?;
     let mut outcomes = Vec::with_capacity(metas.len());
     for meta in &metas {
         let outcome = match durable.entry(meta.seq).await {

@@ -1,25 +1,15 @@
 //! The journal as the console and `journal replay` read it: its figures, one entry,
 //! and an entry published again.
 
+use super::drain::outgoing;
 use super::{Durable, JournalMode};
-use crate::amq::TealExchange;
 use crate::relay::journal::{Entry, Filter, JournalError, Reader, Seq, Stats};
-use crate::relay::publish::{Delivered, Exchange, Outgoing, PublishError, Publisher};
+use crate::relay::publish::{Delivered, Outgoing, PublishError, Publisher};
 
 /// The message that publishes `entry` again: to its exchange, with its original
 /// `message_id` and the replay header, as a message no journal takes again.
 pub(crate) fn replay_message(entry: &Entry) -> Outgoing {
-    Outgoing {
-        exchange: Exchange {
-            kind: TealExchange::PowensDomainWebhooks,
-            name: entry.meta.exchange.as_str().into(),
-        },
-        routing_key: entry.meta.routing_key.clone(),
-        message_id: Some(entry.meta.message_id.clone()),
-        body: entry.body.clone(),
-        webhook: None,
-        replay: true,
-    }
+    outgoing(entry, true)
 }
 
 impl Durable {

@@ -88,7 +88,7 @@ pub(crate) async fn drain_once(
         let mut done = Vec::new();
         let mut results = futures_util::stream::iter(due)
             .map(|entry| async move {
-                let result = broker.publish(&outgoing(&entry)).await;
+                let result = broker.publish(&outgoing(&entry, false)).await;
                 (entry.meta, result)
             })
             .buffered(IN_FLIGHT);
@@ -156,8 +156,9 @@ fn write_failed(journal: &Journal) -> impl Fn(crate::relay::journal::WriteError)
     }
 }
 
-/// The message of `entry`, as first published: same exchange, key, id and body.
-fn outgoing(entry: &Entry) -> Outgoing {
+/// The message of `entry`, as first published: same exchange, key, id and body; with
+/// the replay header when `replay`.
+pub(super) fn outgoing(entry: &Entry, replay: bool) -> Outgoing {
     Outgoing {
         exchange: Exchange {
             // Only webhooks are journaled.
@@ -168,7 +169,7 @@ fn outgoing(entry: &Entry) -> Outgoing {
         message_id: Some(entry.meta.message_id.clone()),
         body: entry.body.clone(),
         webhook: None,
-        replay: false,
+        replay,
     }
 }
 

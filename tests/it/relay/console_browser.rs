@@ -130,6 +130,11 @@ async fn wait_for_text(browser: &Client, css: &str, text: &str) -> String {
     }
 }
 
+/// Clicks the element `locator` finds.
+async fn click(browser: &Client, locator: Locator<'_>) {
+    browser.find(locator).await.unwrap().click().await.unwrap();
+}
+
 /// Saves the page as `docs/images/<name>`.
 async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.unwrap();
@@ -228,40 +233,20 @@ async fn the_console_in_a_browser_shows_webhooks_live_explains_a_refusal_and_rep
     screenshot(&browser, "console-live.png").await;
 
     // Its payload, from the journal.
-    browser
-        .find(Locator::LinkText("in the journal"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("table.entries tbody a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("in the journal")).await;
+    click(&browser, Locator::Css("table.entries tbody a")).await;
     let payload = wait_for_text(&browser, "#payload", "31337").await;
     assert!(payload.contains("\"state\": null"), "{payload}");
     screenshot(&browser, "console-entry.png").await;
 
     // Replayed, after the confirmation; the consumer receives it again.
-    browser
-        .find(Locator::Css("form[action='/journal/replay'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &browser,
+        Locator::Css("form[action='/journal/replay'] button"),
+    )
+    .await;
     wait_for_text(&browser, "h1", "Replay 1 entry?").await;
-    browser
-        .find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("confirm")).await;
     wait_for_text(&browser, "#replayed", "1 of 1 replayed").await;
     let replayed = next(&mut consumer).await;
     assert!(replayed.replayed);
