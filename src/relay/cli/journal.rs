@@ -146,13 +146,13 @@ async fn stats(config: &JournalConfig) -> Result<ExitCode, CliError> {
     let stats = reader.stats().await?;
     let oldest = stats.oldest_pending_received_at;
     print_json(&json!({
-        "pending": stats.pending,
-        "held": stats.held,
-        "confirmed": stats.confirmed,
+        "pending": stats.totals.pending,
+        "held": stats.totals.held,
+        "confirmed": stats.totals.confirmed,
         "oldest_pending": oldest.map(|at| at.to_rfc3339()),
         "oldest_pending_age_secs": oldest.map(|at| (Utc::now() - at).num_seconds().max(0)),
-        "bytes": stats.bytes,
-        "undelivered_bytes": stats.undelivered_bytes,
+        "bytes": stats.totals.bytes,
+        "undelivered_bytes": stats.totals.undelivered_bytes,
         "max_bytes": config.journal.max_bytes,
         "file_bytes": stats.file_bytes,
     }))?;

@@ -44,14 +44,14 @@ pub(crate) async fn render(ctx: &Ctx) -> Markup {
                     Some((_, _, Err(e))) => p.bad { "cannot be read: " (e) },
                     Some((mode, max, Ok(stats))) => {
                         p {
-                            span.figure #pending { (stats.pending) } " pending, "
-                            span.figure #held { (stats.held) } " held"
+                            span.figure #pending { (stats.totals.pending) } " pending, "
+                            span.figure #held { (stats.totals.held) } " held"
                         }
                         @if let Some(oldest) = stats.oldest_pending_received_at {
                             p.warn { "oldest waiting for " ((age((now - oldest).num_seconds()))) }
                         }
                         p.small {
-                            (mode) ", " (bytes(stats.bytes)) " of " (bytes(*max))
+                            (mode) ", " (bytes(stats.totals.bytes)) " of " (bytes(*max))
                         }
                     }
                 }

@@ -191,18 +191,10 @@ pub(crate) struct Filter {
 /// while `serve` runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Stats {
-    /// Entries waiting to be published.
-    pub(crate) pending: u64,
-    /// Entries held back (no queue bound).
-    pub(crate) held: u64,
-    /// Delivered entries kept for replay.
-    pub(crate) confirmed: u64,
+    /// The counts and bytes.
+    pub(crate) totals: Totals,
     /// When the first waiting entry (lowest `seq`, pending or held) was received.
     pub(crate) oldest_pending_received_at: Option<DateTime<Utc>>,
-    /// The bodies' bytes, all entries (what `journal_max_bytes` bounds).
-    pub(crate) bytes: u64,
-    /// The bodies' bytes of pending and held entries (the part the limit cannot free).
-    pub(crate) undelivered_bytes: u64,
     /// The file's size on disk, write-ahead log included.
     pub(crate) file_bytes: u64,
 }

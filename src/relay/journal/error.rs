@@ -188,18 +188,10 @@ pub(crate) enum AppendError {
         /// The limit.
         max_bytes: u64,
     },
-    /// The write failed (a full disk, an I/O error); SQLite rolled it back and the
-    /// journal is intact.
-    #[error("cannot write to the journal {path}: {source}")]
-    Disk {
-        /// The database file.
-        path: PathBuf,
-        /// What failed.
-        source: SqlError,
-    },
-    /// The journal was closed.
-    #[error("the journal is closed")]
-    Closed,
+    /// The write failed (a full disk, an I/O error: SQLite rolled it back and the
+    /// journal is intact), or the journal was closed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// Why a confirm, defer or prune was not committed.

@@ -31,7 +31,7 @@
 //! # Faults
 //!
 //! - A **full disk** (or an I/O error) fails the requests of the commit that met it with
-//!   [`AppendError::Disk`] / [`WriteError::Disk`]: SQLite rolls the transaction back,
+//!   [`WriteError::Disk`] (alone, or in [`AppendError::Write`]): SQLite rolls the transaction back,
 //!   the journal keeps everything committed before, and appends work again once there
 //!   is space. The relay answers 503, as it does when the broker refuses.
 //! - A file that is **not a database, is damaged** (`PRAGMA quick_check`, run at every
@@ -212,18 +212,14 @@ impl Journal {
     /// waiting, the entry is committed all the same (the drain will publish it).
     ///
     /// # Errors
-    /// [`AppendError::Full`] over the byte limit, [`AppendError::Disk`] when the write
-    /// failed (the journal intact), [`AppendError::Closed`].
+    /// [`AppendError::Full`] over the byte limit, [`AppendError::Write`] when the
+    /// write failed (the journal intact) or the journal is closed.
     pub(crate) async fn append(&self, entry: NewEntry) -> Result<Appended, AppendError> {
         self.submit(ops::Append(entry))
             .await
             .map_err(|failure| match failure {
                 Some(Failure::Full { max_bytes }) => AppendError::Full { max_bytes },
-                Some(Failure::Disk(source)) => AppendError::Disk {
-                    path: self.path().to_owned(),
-                    source,
-                },
-                None => AppendError::Closed,
+                other => AppendError::Write(self.write_error(other)),
             })
     }
 
@@ -293,7 +289,7 @@ impl Journal {
 
     /// Commits what is queued, stops the writer and releases the lock; returns once the
     /// lock is released (another process may open the journal then). Appends after it
-    /// fail with [`AppendError::Closed`]; reads still work.
+    /// fail with [`WriteError::Closed`]; reads still work.
     pub(crate) async fn close(&self) {
         self.inner.reader.forget_idle();
         // Already closing, or the writer stopped: wait for it all the same.

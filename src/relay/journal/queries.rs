@@ -241,12 +241,8 @@ pub(crate) fn stats(connection: &Connection, paths: &Paths) -> Result<Stats, Jou
         )?),
     };
     Ok(Stats {
-        pending: totals.pending,
-        held: totals.held,
-        confirmed: totals.confirmed,
+        totals,
         oldest_pending_received_at,
-        bytes: totals.bytes,
-        undelivered_bytes: totals.undelivered_bytes,
         file_bytes: paths.file_bytes(),
     })
 }

@@ -36,7 +36,7 @@ async fn data_survives_close_and_reopen() {
         ]
     );
     let stats = journal.reader().stats().await.unwrap();
-    assert_eq!((stats.pending, stats.confirmed), (2, 1));
+    assert_eq!((stats.totals.pending, stats.totals.confirmed), (2, 1));
     // Seqs go on from where they were, never reused.
     let next = journal.append(entry("a.biapi.pro", 4)).await.unwrap().seq;
     assert!(next > seqs[2]);
@@ -214,22 +214,26 @@ async fn read_only_reads_while_the_writer_holds_the_lock_and_writes() {
     while !writing.is_finished() {
         let stats = reader.stats().await.unwrap();
         let listed = reader.list(&Filter::default()).await.unwrap();
-        assert!(stats.pending >= last, "{} after {last}", stats.pending);
         assert!(
-            listed.len() as u64 >= stats.pending,
+            stats.totals.pending >= last,
+            "{} after {last}",
+            stats.totals.pending
+        );
+        assert!(
+            listed.len() as u64 >= stats.totals.pending,
             "a later read sees no less"
         );
-        last = stats.pending;
+        last = stats.totals.pending;
     }
     writing.await.unwrap();
-    assert_eq!(reader.stats().await.unwrap().pending, 100);
+    assert_eq!(reader.stats().await.unwrap().totals.pending, 100);
     journal.close().await;
     // And once the writer is gone (its log checkpointed and removed).
     let listed = reader.list(&Filter::default()).await.unwrap();
     assert_eq!(listed.len(), 100);
     assert_eq!(listed[99].state, State::Pending);
     let fresh = open_read_only(dir.path()).unwrap();
-    assert_eq!(fresh.stats().await.unwrap().pending, 100);
+    assert_eq!(fresh.stats().await.unwrap().totals.pending, 100);
 }
 
 #[tokio::test]

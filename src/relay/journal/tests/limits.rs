@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::relay::journal::request::Failure;
-use crate::relay::journal::{AppendError, Totals};
+use crate::relay::journal::{AppendError, Totals, WriteError};
 
 #[tokio::test]
 async fn the_byte_limit_drops_the_oldest_confirmed_first_and_never_a_pending_one() {
@@ -83,7 +83,7 @@ async fn a_full_disk_fails_the_write_and_keeps_the_journal() {
     fill_the_disk(&journal).await;
 
     let error = journal.append(sized(k, 6, 256 * 1024)).await.unwrap_err();
-    let AppendError::Disk { source, path } = &error else {
+    let AppendError::Write(WriteError::Disk { source, path }) = &error else {
         panic!("{error:?}");
     };
     assert!(source.is_disk_full(), "{source}");
@@ -101,7 +101,10 @@ async fn a_full_disk_fails_the_write_and_keeps_the_journal() {
         }
     );
     assert_eq!(confirm.unwrap(), 1);
-    assert!(matches!(big, Err(AppendError::Disk { .. })), "{big:?}");
+    assert!(
+        matches!(big, Err(AppendError::Write(WriteError::Disk { .. }))),
+        "{big:?}"
+    );
     let small = small.unwrap().seq;
     assert_eq!(journal.counters().commits, commits + 1);
 
@@ -149,7 +152,7 @@ async fn a_request_that_fails_midway_is_rolled_back_alone() {
         }
     );
     assert!(
-        matches!(refused, Err(AppendError::Disk { .. })),
+        matches!(refused, Err(AppendError::Write(WriteError::Disk { .. }))),
         "{refused:?}"
     );
     assert_eq!(fine.unwrap().dropped, 0);
@@ -168,7 +171,7 @@ async fn a_request_that_fails_midway_is_rolled_back_alone() {
     );
     let stats = journal.reader().stats().await.unwrap();
     assert_eq!(
-        (stats.bytes, stats.confirmed),
+        (stats.totals.bytes, stats.totals.confirmed),
         (totals.bytes, totals.confirmed)
     );
     journal.close().await;

@@ -172,7 +172,11 @@ async fn stats_count_states_bytes_and_the_oldest_waiting_entry() {
     let journal = open(dir.path());
     let empty = journal.reader().stats().await.unwrap();
     assert_eq!(
-        (empty.pending, empty.bytes, empty.oldest_pending_received_at),
+        (
+            empty.totals.pending,
+            empty.totals.bytes,
+            empty.oldest_pending_received_at
+        ),
         (0, 0, None)
     );
     let seqs = sample(&journal).await;
@@ -181,11 +185,11 @@ async fn stats_count_states_bytes_and_the_oldest_waiting_entry() {
     let totals = journal.totals();
     assert_eq!(
         (
-            stats.pending,
-            stats.held,
-            stats.confirmed,
-            stats.bytes,
-            stats.undelivered_bytes
+            stats.totals.pending,
+            stats.totals.held,
+            stats.totals.confirmed,
+            stats.totals.bytes,
+            stats.totals.undelivered_bytes
         ),
         (
             totals.pending,
@@ -195,7 +199,14 @@ async fn stats_count_states_bytes_and_the_oldest_waiting_entry() {
             totals.undelivered_bytes
         )
     );
-    assert_eq!((stats.pending, stats.held, stats.confirmed), (4, 1, 3));
+    assert_eq!(
+        (
+            stats.totals.pending,
+            stats.totals.held,
+            stats.totals.confirmed
+        ),
+        (4, 1, 3)
+    );
     let body_bytes: u64 = journal
         .reader()
         .list_with_bodies(&Filter::default())
@@ -204,7 +215,7 @@ async fn stats_count_states_bytes_and_the_oldest_waiting_entry() {
         .iter()
         .map(|e| e.body.len() as u64)
         .sum();
-    assert_eq!(stats.bytes, body_bytes);
+    assert_eq!(stats.totals.bytes, body_bytes);
     assert_eq!(
         stats.oldest_pending_received_at,
         Some(at(2)),

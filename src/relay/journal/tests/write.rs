@@ -133,11 +133,11 @@ async fn confirm_and_defer_move_entries_between_states() {
     let stats = journal.reader().stats().await.unwrap();
     assert_eq!(
         (
-            stats.pending,
-            stats.held,
-            stats.confirmed,
-            stats.bytes,
-            stats.undelivered_bytes
+            stats.totals.pending,
+            stats.totals.held,
+            stats.totals.confirmed,
+            stats.totals.bytes,
+            stats.totals.undelivered_bytes
         ),
         (1, 0, 2, expected.bytes, expected.undelivered_bytes),
         "the file agrees with the writer's figures"
@@ -211,7 +211,7 @@ async fn close_commits_what_is_queued_then_refuses() {
     }
     assert!(matches!(
         journal.append(entry("a.biapi.pro", 11)).await,
-        Err(AppendError::Closed)
+        Err(AppendError::Write(WriteError::Closed))
     ));
     assert!(matches!(
         journal.confirm(vec![Seq(1)]).await,
@@ -219,7 +219,7 @@ async fn close_commits_what_is_queued_then_refuses() {
     ));
     journal.close().await; // twice is fine
     assert_eq!(
-        journal.reader().stats().await.unwrap().pending,
+        journal.reader().stats().await.unwrap().totals.pending,
         10,
         "reads still work"
     );
