@@ -50,8 +50,16 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `powens-relay` from the same target directory as the running example.
+/// `powens-relay` from the same target directory as the running example, or the one
+/// `POWENS_RELAY_BINARY` names (another build, to measure two versions side by side).
 pub fn relay_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    if let Some(path) = std::env::var_os("POWENS_RELAY_BINARY") {
+        let path = PathBuf::from(path);
+        return match path.is_file() {
+            true => Ok(path),
+            false => Err(format!("POWENS_RELAY_BINARY: no file at {}", path.display()).into()),
+        };
+    }
     let exe = std::env::current_exe()?;
     exe.parent()
         .and_then(Path::parent)
