@@ -102,7 +102,9 @@ pub struct VerifiedRequest<'a> {
 
 impl<'a> VerifiedRequest<'a> {
     /// `request` with the proof its own verification gave: for a caller that verified
-    /// the request's parts and kept them with their [`Verification`].
+    /// the request's parts and kept them with their [`Verification`] (the axum
+    /// extractor).
+    #[cfg(feature = "axum")]
     pub(crate) fn with_proof(request: WebhookRequest<'a>, verification: Verification) -> Self {
         Self {
             request,
