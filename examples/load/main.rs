@@ -6,6 +6,8 @@
 //! cargo build --release && cargo run --release --example load -- --separate-process --json
 //! cargo run --release --example load -- --separate-process --rate 2000 --seconds 5
 //! cargo run --release --example load -- --separate-process --at-half-max --compare log_format=text,json
+//! cargo run --release --example load -- --separate-process --drain --seconds 10
+//! cargo run --release --example load -- --separate-process --rate 1000 --bad-signatures 10000 --compare diagnosis_rate=0,10
 //! ```
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Runs, in turn: raw lapin (confirms,
@@ -36,6 +38,12 @@
 //! found by name), the relay's peak RSS, and, in a last run, the relay's CPU per
 //! `GET /healthz` (the HTTP floor).
 //!
+//! `--drain` measures the journal instead: raw lapin, then the relay under load with
+//! its broker cut (through a switch of the harness's, `drain.rs`) for `--seconds`, the
+//! drain once the broker is back, raw lapin again; the drain's rate against raw
+//! lapin's. `--bad-signatures N` sends, beside each relay run, N webhooks signed with a
+//! wrong secret: what refusals (and their diagnosis) cost.
+//!
 //! Prints a row per run, totals, and relay / raw: each relay run against the mean of the
 //! raw runs on either side, median over the rounds; `--json` prints all of it as one
 //! JSON document instead. Exits non-zero if any confirmed message was not consumed.
@@ -46,6 +54,7 @@ mod broker_side;
 #[path = "../common/mod.rs"]
 mod common;
 mod compare;
+mod drain;
 mod large;
 mod pace;
 mod print;
@@ -135,6 +144,20 @@ pub(crate) struct Args {
     /// against V1.
     #[arg(long, value_name = "KEY=V1,V2")]
     compare: Option<Compare>,
+    /// Beside each relay run, a flood of this many webhooks signed with a secret the
+    /// relay does not know (over 8 more connections, as fast as it answers): what
+    /// refused webhooks cost it, and what they do to the good ones' latency (with
+    /// `--rate`, the good webhooks are the same in number whatever the flood costs;
+    /// `--compare diagnosis_rate=0,10` sets the diagnosis of refused signatures against
+    /// none).
+    #[arg(long, default_value_t = 0, value_name = "COUNT")]
+    bad_signatures: u64,
+    /// Instead of the runs: a broker outage of `--seconds` under load (the relay's
+    /// broker connection goes through a switch of the harness's that cuts it), during
+    /// which the journal takes every webhook, then the drain once the broker is back,
+    /// its rate against raw lapin's (raw runs before and after).
+    #[arg(long, conflicts_with_all = ["large_bodies", "compare", "rate", "at_half_max"])]
+    drain: bool,
     /// RabbitMQ URL.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp_url: String,
@@ -215,7 +238,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
-    let bench = Bench {
+    let mut bench = Bench {
         args: &args,
         url: url.clone(),
         prefix: prefix.clone(),
@@ -224,6 +247,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rabbitmq: None,
         runs: 0,
     };
+    if args.drain {
+        let data_dir = dir.join("data-drain");
+        let result = drain::measure(&mut bench, &variants[0], &secret_path, &data_dir).await;
+        delete_exchange(&url, &prefix).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let drained = result?;
+        match args.json {
+            true => println!("{}", serde_json::to_string_pretty(&drained.to_json())?),
+            false => drained.print(),
+        }
+        if drained.lost() > 0 || drained.refused > 0 {
+            return Err(format!(
+                "{} webhooks refused during the outage, {} accepted ones not consumed",
+                drained.refused,
+                drained.lost()
+            )
+            .into());
+        }
+        return Ok(());
+    }
     let result = measure_all(bench, &variants, &secret_path, &dir).await;
     // Whatever happened: the run's exchange and every relay's data go.
     delete_exchange(&url, &prefix).await?;

@@ -69,8 +69,11 @@ impl Measured {
                 s.unsent
             )
         });
+        let flood = self.run.flood.map_or_else(String::new, |(refused, other)| {
+            format!(", beside it {refused} bad signatures refused (401), {other} otherwise")
+        });
         format!(
-            "{}: {:.0}/s, {} ok, {} failed, {} consumed, CPU {} µs/msg (kernel {}), broker {} µs/msg{schedule}",
+            "{}: {:.0}/s, {} ok, {} failed, {} consumed, CPU {} µs/msg (kernel {}), broker {} µs/msg{schedule}{flood}",
             self.run.name,
             self.run.rate(),
             self.run.ok,
@@ -103,6 +106,9 @@ impl Measured {
             "kernel_cpu_us_per_msg": self.kernel_cpu_us(),
             "broker_cpu_us_per_msg": self.broker_cpu_us(),
         });
+        if let Some((refused, other)) = run.flood {
+            value["bad_signatures"] = json!({ "refused": refused, "other": other });
+        }
         if let Some(schedule) = run.schedule {
             // Latencies above are then counted from each request's intended time.
             let mut open = json!(schedule);

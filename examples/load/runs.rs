@@ -32,6 +32,9 @@ pub struct Run {
     pub schedule: Option<Schedule>,
     /// The open loop's pacer thread's CPU time (in the load generator's process).
     pub pacer_cpu: Option<Cpu>,
+    /// `--bad-signatures`: the flood sent beside the run, as (refused with 401,
+    /// answered otherwise or not at all).
+    pub flood: Option<(u64, u64)>,
 }
 
 impl Run {
@@ -255,4 +258,46 @@ pub async fn collect(tasks: Vec<tokio::task::JoinHandle<Tally>>, pace: &Pace) ->
         pacer_cpu,
         ..Run::default()
     }
+}
+
+/// `--bad-signatures`: `count` webhooks signed with a secret the relay does not know,
+/// over `connections` keep-alive connections, each sending its next as soon as the last
+/// was answered. Returns how many were refused with 401, and how many got anything else.
+pub async fn flood(addr: SocketAddr, count: u64, connections: usize) -> (u64, u64) {
+    let left = Arc::new(AtomicU64::new(count));
+    let wrong = Secret::new("not-the-relay-secret").expect("non-empty secret");
+    let mut tasks = Vec::new();
+    for connection in 0..connections {
+        let (left, wrong) = (left.clone(), wrong.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut refused, mut other) = (0u64, 0u64);
+            let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+                return (0, 0);
+            };
+            stream.set_nodelay(true).expect("nodelay");
+            let mut buffer = Vec::with_capacity(4096);
+            let mut id = u64::try_from(connection).unwrap_or(0) << 40;
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                id += 1;
+                let request = raw_request(addr, &body(id, 1024), &wrong);
+                match exchange(&mut stream, &request, &mut buffer).await {
+                    Ok(401) => refused += 1,
+                    Ok(_) => other += 1,
+                    Err(_) => break,
+                }
+            }
+            (refused, other)
+        }));
+    }
+    let mut all = (0, 0);
+    for task in tasks {
+        let (refused, other) = task.await.expect("flood task");
+        all = (all.0 + refused, all.1 + other);
+    }
+    // Requests the broken connections never sent count as "anything else".
+    let sent = all.0 + all.1;
+    (all.0, all.1 + count.saturating_sub(sent))
 }

@@ -13,10 +13,13 @@ use crate::process;
 use crate::raw::raw_run;
 use crate::relays::RelayUnderTest;
 use crate::report::Measured;
-use crate::runs::{healthz_run, relay_run};
+use crate::runs::{flood, healthz_run, relay_run};
 
 /// `--at-half-max`: the open loop's rate, as a fraction of the relay's maximum.
 pub const FRACTION_OF_MAX: f64 = 0.5;
+
+/// `--bad-signatures`: the connections the flood of bad signatures comes over.
+pub const FLOOD_CONNECTIONS: usize = 8;
 
 /// What a run drives.
 #[derive(Clone, Copy)]
@@ -63,7 +66,19 @@ impl Bench<'_> {
                 let cpu_before = pid.as_deref().map(process::Cpu::of);
                 let run = match target {
                     Target::Healthz(_) => healthz_run(relay.addr, self.args, duration).await,
-                    _ => relay_run(relay.addr, self.args, load, duration, self.ids.clone()).await,
+                    _ => {
+                        let run =
+                            relay_run(relay.addr, self.args, load, duration, self.ids.clone());
+                        match self.args.bad_signatures {
+                            0 => run.await,
+                            count => {
+                                let bad = flood(relay.addr, count, FLOOD_CONNECTIONS);
+                                let (mut run, flooded) = tokio::join!(run, bad);
+                                run.flood = Some(flooded);
+                                run
+                            }
+                        }
+                    }
                 };
                 let cpu = pid
                     .as_deref()
