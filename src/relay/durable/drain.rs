@@ -13,8 +13,8 @@
 //! the next one of its key, already in flight, is taken comes after that one.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +22,9 @@ use futures_util::StreamExt;
 
 use super::Shared;
 use crate::amq::TealExchange;
-use crate::relay::journal::{Entry, EntryMeta, Journal, JournalError, Seq, State, Undelivered};
+use crate::relay::journal::{
+    Entry, EntryMeta, Journal, JournalError, Seq, State, Undelivered, WriteError,
+};
 use crate::relay::publish::{AmqpPublisher, Exchange, Outgoing, PublishError, Publisher};
 
 /// Entries read at a time.
@@ -47,8 +49,46 @@ pub(crate) struct Pass {
     pub(crate) next_held: Option<DateTime<Utc>>,
 }
 
+/// What a pass has seen of the order: keys whose earlier entry waits (their later ones
+/// wait behind it), and the first held entry due.
+#[derive(Default)]
+struct Order {
+    blocked: HashSet<String>,
+    next_held: Option<DateTime<Utc>>,
+}
+
+impl Order {
+    /// Whether `entry` is published in this pass: not behind a waiting entry of its
+    /// key, and not a held entry whose time has not come (which blocks its key).
+    fn due(&mut self, entry: &Entry) -> bool {
+        let meta = &entry.meta;
+        if self.blocked.contains(&meta.routing_key) {
+            return false;
+        }
+        match meta.next_attempt_at {
+            Some(at) if meta.state == State::Held && at > Utc::now() => {
+                self.next_held = Some(self.next_held.map_or(at, |next| next.min(at)));
+                self.blocked.insert(meta.routing_key.clone());
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+fn lock(order: &Mutex<Order>) -> std::sync::MutexGuard<'_, Order> {
+    order
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One pass over the journal's waiting entries (see the module's documentation);
 /// `confirmed` is told the routing key of each entry confirmed.
+///
+/// Publishing does not stop at a page's end: the next page is read while the last
+/// one's publishes await their confirms, and confirmed entries are committed
+/// [`PAGE`] at a time by a task of their own (one commit at a time), so that neither
+/// the read nor the commit's fsync leaves the channel idle.
 ///
 /// # Errors
 /// The journal's read or write error; what was confirmed before it stays so.
@@ -57,74 +97,126 @@ pub(crate) async fn drain_once(
     broker: &AmqpPublisher,
     mut confirmed: impl FnMut(&str),
 ) -> Result<Pass, JournalError> {
-    let mut pass = Pass::default();
-    let mut cursor: Option<Seq> = None;
-    // Keys whose earlier entry waits: their later ones wait behind it.
-    let mut blocked: HashSet<String> = HashSet::new();
-    loop {
-        let page = journal.reader().pending(cursor, PAGE).await?;
-        let Some(last) = page.last() else {
-            return Ok(pass);
-        };
-        cursor = Some(last.meta.seq);
-        let now = Utc::now();
-        let due: Vec<Entry> = page
-            .into_iter()
-            .filter(|entry| {
-                let meta = &entry.meta;
-                if blocked.contains(&meta.routing_key) {
-                    return false;
-                }
-                match meta.next_attempt_at {
-                    Some(at) if meta.state == State::Held && at > now => {
-                        pass.next_held = Some(pass.next_held.map_or(at, |next| next.min(at)));
-                        blocked.insert(meta.routing_key.clone());
-                        false
-                    }
-                    _ => true,
-                }
-            })
-            .collect();
-        let mut done = Vec::new();
-        let mut results = futures_util::stream::iter(due)
-            .map(|entry| async move {
-                let result = broker.publish(&outgoing(&entry, false)).await;
-                (entry.meta, result)
-            })
-            .buffered(IN_FLIGHT);
-        while let Some((meta, result)) = results.next().await {
-            match result {
-                // Taken, also behind a held one of its key (already in flight): it is
-                // delivered, whatever waits before it.
-                Ok(_) => {
-                    done.push(meta.seq);
-                    confirmed(&meta.routing_key);
-                }
-                Err(_) if blocked.contains(&meta.routing_key) => {}
-                Err(PublishError::Unroutable) => {
-                    hold(journal, &meta).await?;
-                    blocked.insert(meta.routing_key.clone());
-                }
-                Err(e) => {
-                    // Down, slow, or refusing: the rest waits for it.
-                    let next = Utc::now();
-                    journal
-                        .defer(meta.seq, &e.to_string(), next, Undelivered::Pending)
-                        .await
-                        .map_err(write_failed(journal))?;
-                    pass.broker_down = Some(e);
-                    break;
-                }
+    let order = Mutex::new(Order::default());
+    let read_failed: Arc<Mutex<Option<JournalError>>> = Arc::default();
+    // Pages in `seq` order until one comes back empty (or a read fails). The state owns
+    // what it reads with, so that the drain's future stays `Send`.
+    let start = (Some(None), journal.clone(), read_failed.clone());
+    let pages = futures_util::stream::unfold(start, |(cursor, journal, failed)| async move {
+        let after: Option<Seq> = cursor?;
+        match journal.reader().pending(after, PAGE).await {
+            Ok(page) => {
+                let last = page.last()?.meta.seq;
+                let page = futures_util::stream::iter(page);
+                Some((page, (Some(Some(last)), journal, failed)))
+            }
+            Err(e) => {
+                *failed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                None
             }
         }
-        drop(results);
-        pass.published += u64::try_from(done.len()).unwrap_or(u64::MAX);
-        if !done.is_empty() {
-            journal.confirm(done).await.map_err(write_failed(journal))?;
+    });
+    let results = pages
+        .flatten()
+        .filter(|entry| std::future::ready(lock(&order).due(entry)))
+        .map(|entry| async move {
+            let result = broker.publish(&outgoing(&entry, false)).await;
+            (entry.meta, result)
+        })
+        .buffered(IN_FLIGHT);
+    let mut results = std::pin::pin!(results);
+    let mut pass = Pass::default();
+    let mut commits = Commits::new(journal);
+    while let Some((meta, result)) = results.next().await {
+        let blocked = lock(&order).blocked.contains(&meta.routing_key);
+        match result {
+            // Taken, also behind a held one of its key (already in flight): it is
+            // delivered, whatever waits before it.
+            Ok(_) => {
+                pass.published += 1;
+                confirmed(&meta.routing_key);
+                commits.push(meta.seq).await?;
+            }
+            Err(_) if blocked => {}
+            Err(PublishError::Unroutable) => {
+                hold(journal, &meta).await?;
+                lock(&order).blocked.insert(meta.routing_key.clone());
+            }
+            Err(e) => {
+                // Down, slow, or refusing: the rest waits for it.
+                let next = Utc::now();
+                journal
+                    .defer(meta.seq, &e.to_string(), next, Undelivered::Pending)
+                    .await
+                    .map_err(write_failed(journal))?;
+                pass.broker_down = Some(e);
+                break;
+            }
         }
-        if pass.broker_down.is_some() {
-            return Ok(pass);
+    }
+    commits.finish().await?;
+    let failed = read_failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    pass.next_held = lock(&order).next_held;
+    Ok(pass)
+}
+
+/// Confirmed entries, committed [`PAGE`] at a time by a task of their own, one commit
+/// at a time.
+struct Commits<'j> {
+    journal: &'j Journal,
+    batch: Vec<Seq>,
+    running: Option<tokio::task::JoinHandle<Result<u64, WriteError>>>,
+}
+
+impl<'j> Commits<'j> {
+    fn new(journal: &'j Journal) -> Self {
+        Self {
+            journal,
+            batch: Vec::with_capacity(PAGE),
+            running: None,
         }
+    }
+
+    /// Adds `seq`; a full batch is committed once the last commit has ended.
+    async fn push(&mut self, seq: Seq) -> Result<(), JournalError> {
+        self.batch.push(seq);
+        if self.batch.len() >= PAGE {
+            self.wait().await?;
+            let journal = self.journal.clone();
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(PAGE));
+            self.running = Some(tokio::spawn(async move { journal.confirm(batch).await }));
+        }
+        Ok(())
+    }
+
+    /// Waits for the running commit.
+    async fn wait(&mut self) -> Result<(), JournalError> {
+        if let Some(running) = self.running.take() {
+            let written = running.await.unwrap_or(Err(WriteError::Closed));
+            written.map_err(write_failed(self.journal))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the running commit, then commits the rest.
+    async fn finish(mut self) -> Result<(), JournalError> {
+        self.wait().await?;
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.journal
+                .confirm(batch)
+                .await
+                .map_err(write_failed(self.journal))?;
+        }
+        Ok(())
     }
 }
 
@@ -148,7 +240,7 @@ async fn hold(journal: &Journal, meta: &EntryMeta) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn write_failed(journal: &Journal) -> impl Fn(crate::relay::journal::WriteError) -> JournalError {
+fn write_failed(journal: &Journal) -> impl Fn(WriteError) -> JournalError {
     let path = journal.path().to_owned();
     move |e| JournalError::Write {
         path: path.clone(),
