@@ -33,6 +33,16 @@ impl Key {
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.expires_at
     }
+
+    /// Whether this key, expired or not, signed the concatenation of `parts` as
+    /// `signature` (compared in constant time): for the diagnosis of a refusal.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
+    pub(crate) fn signed(&self, parts: &[&[u8]], signature: &Signature) -> bool {
+        let mut mac = self.keyed.clone();
+        feed(&mut mac, parts);
+        mac.verify_slice(signature.as_bytes()).is_ok()
+    }
 }
 
 impl fmt::Debug for Key {

@@ -47,6 +47,10 @@ pub use verify::{FreshnessWindow, Verifier, VerifyError};
 
 #[cfg(feature = "axum")]
 pub mod axum;
+// Called by the relay only (see `axum::evidence`).
+#[cfg(feature = "axum")]
+#[cfg_attr(not(feature = "relay"), allow(dead_code))]
+mod diagnosis;
 #[cfg(feature = "axum")]
 mod encoding;
 #[doc(hidden)]

@@ -43,6 +43,22 @@ impl FreshnessWindow {
         }
     }
 
+    /// How far `date` is behind `now`, in nanoseconds (negative: ahead), saturated.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
+    pub(crate) fn behind_nanos(date: DateTime<FixedOffset>, now: DateTime<Utc>) -> i128 {
+        epoch_nanos(&now)
+            .checked_sub(epoch_nanos(&date))
+            .unwrap_or(i128::MAX)
+    }
+
+    /// The oldest and the furthest ahead a date may be, in whole seconds.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
+    pub(crate) fn bounds_secs(&self) -> (i64, i64) {
+        (whole_secs(self.max_age), whole_secs(self.max_future))
+    }
+
     /// Checks `date` against `now`; both bounds are inclusive.
     ///
     /// The arithmetic is on `i128` nanoseconds, wide enough for any two dates and any
@@ -141,6 +157,13 @@ impl Verifier {
     /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The freshness window, if dates are checked.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
+    pub(crate) fn freshness(&self) -> Option<FreshnessWindow> {
+        self.freshness
     }
 
     /// Verifies a request: the date's freshness at `now` (if a window is set), then the

@@ -1,28 +1,25 @@
 //! The webhook pipeline: path, encoding, limits, headers, body, decompression,
 //! verification. One implementation, behind the extractor, the layer and the relay.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use chrono::{DateTime, Utc};
 
-use super::config::{DomainPolicy, WebhookConfig};
+use super::body::{gunzip, read_body};
+use super::config::{DomainPolicy, Domains, WebhookConfig};
+use super::evidence::{Evidence, Refused};
 use super::rejection::WebhookRejection;
 use crate::domain::{Domain, Event};
-use crate::encoding::{self, ContentEncoding};
+use crate::encoding::ContentEncoding;
 use crate::headers::{BearerToken, HmacHeaders, PowensHeaders};
 use crate::message::PowensWebhookMessage;
 use crate::request::{Verification, VerifiedRequest, WebhookRequest};
 use crate::time::IsoDateTime;
 use crate::verify::VerifyError;
-
-/// Most output a gzip body may decompress to on an async worker (about a millisecond of
-/// work); one that could produce more is decompressed on a blocking thread, so that a
-/// small "gzip bomb" does not hold up other requests.
-const INLINE_GUNZIP_OUTPUT: usize = 1024 * 1024;
-/// Deflate's largest expansion (bytes out per byte in).
-const DEFLATE_MAX_RATIO: usize = 1032;
 
 /// For a gzip body, which bytes the signature matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +182,67 @@ impl VerifiedPowensWebhook {
         parts: &mut Parts,
         body: Body,
     ) -> Result<Self, WebhookRejection> {
+        Self::extract_with_evidence(config, parts, body)
+            .await
+            .map_err(|refused| refused.rejection)
+    }
+
+    /// [`extract`](Self::extract), keeping what a refusal of the signature or its date
+    /// needs to be diagnosed later ([`Evidence`]): the relay decides whether to.
+    pub(crate) async fn extract_with_evidence(
+        config: &WebhookConfig,
+        parts: &mut Parts,
+        body: Body,
+    ) -> Result<Self, Refused> {
+        let (mut webhook, received, domains) = Self::read(config, parts, body).await?;
+        let gzipped = webhook.signed_over.is_some();
+        if let Some(DomainPolicy::Verify(verifier)) = domains.get(&webhook.domain) {
+            let now = Utc::now();
+            let proof = match webhook.request().verify(verifier, now) {
+                Ok(verified) => Ok(verified.verification()),
+                // A sender may have signed the body it sent rather than the payload: try
+                // the bytes as received.
+                Err(VerifyError::SignatureMismatch { .. }) if gzipped => webhook
+                    .verify_received(verifier, &received, now)
+                    .inspect(|_| webhook.signed_over = Some(SignedOver::Compressed)),
+                Err(e) => Err(e),
+            };
+            match proof {
+                Ok(proof) => webhook.authenticity = Authenticity::Verified(proof),
+                Err(refusal) => {
+                    return Err(Refused {
+                        rejection: refusal.clone().into(),
+                        evidence: webhook.hmac().cloned().map(|hmac| {
+                            Box::new(Evidence {
+                                method: webhook.method,
+                                path: parts.uri.path().to_owned(),
+                                hints: crate::diagnosis::hints_from_headers(
+                                    &parts.headers,
+                                    parts.uri.path(),
+                                ),
+                                domain: webhook.domain,
+                                hmac,
+                                decoded: gzipped.then_some(webhook.payload),
+                                received,
+                                refusal,
+                                config: config.clone(),
+                                domains: domains.clone(),
+                            })
+                        }),
+                    });
+                }
+            }
+        }
+        Ok(webhook)
+    }
+
+    /// The pipeline up to verification: the webhook (not yet authenticated), the body as
+    /// received, and the domains it is checked against.
+    async fn read(
+        config: &WebhookConfig,
+        parts: &mut Parts,
+        body: Body,
+    ) -> Result<(Self, Bytes, Arc<Domains>), WebhookRejection> {
         let (domain, event) = route_names(config, parts).await?;
         let domain = Domain::parse(&domain)?;
         let domains = config.domains();
@@ -231,7 +289,7 @@ impl VerifiedPowensWebhook {
         } else {
             format!("{prefix}{}", parts.uri.path())
         };
-        let mut webhook = Self {
+        let webhook = Self {
             method: parts.method.clone(),
             endpoint,
             domain,
@@ -241,22 +299,7 @@ impl VerifiedPowensWebhook {
             authenticity: Authenticity::Forwarded,
             signed_over: gzipped.then_some(SignedOver::Decompressed),
         };
-        if let DomainPolicy::Verify(verifier) = policy {
-            let now = Utc::now();
-            let proof = match webhook.request().verify(verifier, now) {
-                Ok(verified) => verified.verification(),
-                // A sender may have signed the body it sent rather than the payload: try
-                // the bytes as received.
-                Err(VerifyError::SignatureMismatch { .. }) if gzipped => {
-                    let proof = webhook.verify_received(verifier, &received, now)?;
-                    webhook.signed_over = Some(SignedOver::Compressed);
-                    proof
-                }
-                Err(e) => return Err(e.into()),
-            };
-            webhook.authenticity = Authenticity::Verified(proof);
-        }
-        Ok(webhook)
+        Ok((webhook, received, domains))
     }
 
     fn verify_received(
@@ -329,36 +372,6 @@ async fn route_names(
         return Err(WebhookRejection::Path);
     }
     Ok((domain, event))
-}
-
-/// Decompresses a gzip body within `limit`; on a blocking thread when it could expand to
-/// more than [`INLINE_GUNZIP_OUTPUT`].
-async fn gunzip(compressed: Bytes, limit: usize) -> Result<Bytes, WebhookRejection> {
-    let most = compressed
-        .len()
-        .saturating_mul(DEFLATE_MAX_RATIO)
-        .min(limit);
-    let decoded = if most <= INLINE_GUNZIP_OUTPUT {
-        encoding::gunzip(&compressed, limit)
-    } else {
-        tokio::task::spawn_blocking(move || encoding::gunzip(&compressed, limit))
-            .await
-            .map_err(|_| WebhookRejection::BodyUnreadable)?
-    };
-    Ok(decoded?.into())
-}
-
-/// Reads at most `limit` bytes: more is a 413, whether or not a `Content-Length` said so.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, WebhookRejection> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if over_limit {
-            WebhookRejection::TooLarge { limit }
-        } else {
-            WebhookRejection::BodyUnreadable
-        }
-    })
 }
 
 impl<S> FromRequest<S> for VerifiedPowensWebhook

@@ -33,7 +33,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod body;
 mod config;
+// The relay is what diagnoses refusals; a receiver built on the extractor alone drops
+// the evidence with the refusal.
+#[cfg_attr(not(feature = "relay"), allow(dead_code))]
+mod evidence;
 mod extract;
 mod layer;
 mod rejection;
@@ -45,6 +50,8 @@ pub use config::{
     DEFAULT_BODY_LIMIT, DEFAULT_READ_TIMEOUT, DomainPolicy, WebhookConfig, WebhookConfigBuilder,
     WebhookConfigError,
 };
+#[cfg(feature = "relay")]
+pub(crate) use evidence::{Evidence, Refused};
 pub use extract::{Authenticity, SignedOver, VerifiedPowensWebhook};
 pub use layer::{PowensWebhookLayer, PowensWebhookService};
 pub use rejection::WebhookRejection;

@@ -40,6 +40,7 @@ pub mod cli;
 pub(crate) mod config;
 pub(crate) mod console;
 pub mod consume;
+pub(crate) mod diagnose;
 pub(crate) mod dispatch;
 pub(crate) mod durable;
 pub(crate) mod journal;

@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::reply::{Delivered, Outcome, Reason, Refusal};
+use super::reply::{Delivered, Outcome, Reason, Refusal, SignatureDiagnosis};
 use crate::axum::SignedOver;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -138,6 +138,9 @@ pub(crate) async fn track(
         .get::<SignedOver>()
         .map(|s| s.as_str());
     let delivered = response.extensions().get::<Delivered>().map(|d| d.label());
+    let diagnosed = response.extensions().get::<SignatureDiagnosis>();
+    let diagnosis = diagnosed.map(ToString::to_string);
+    let diagnosis_cause = diagnosed.map(SignatureDiagnosis::cause);
     let what = if is_webhook { "webhook" } else { "callback" };
     let request_id = &*id;
     // One line per webhook or callback, at warn when the relay failed it (5xx).
@@ -150,6 +153,8 @@ pub(crate) async fn track(
                 status,
                 outcome = outcome.label(),
                 reason,
+                diagnosis,
+                diagnosis_cause,
                 signed_over,
                 delivered,
                 micros,

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::axum::{WebhookRejection, plain_text};
+use crate::diagnosis::Diagnosis;
 
 /// `Retry-After` (seconds) when too many webhooks are in flight.
 pub(crate) const RETRY_AFTER_OVERLOADED: u32 = 1;
@@ -92,6 +93,39 @@ impl Delivered {
 #[derive(Debug, Clone)]
 pub(crate) struct Reason(pub(crate) String);
 
+/// Why a refused signature did not match, for the request's log line and the console
+/// (never the answer): the diagnosis, or why there is none.
+#[derive(Debug, Clone)]
+pub(crate) enum SignatureDiagnosis {
+    /// Diagnosed.
+    Found(Diagnosis),
+    /// Not diagnosed: `diagnosis_rate` (this value) was spent, or is 0.
+    Skipped(u32),
+}
+
+impl SignatureDiagnosis {
+    /// The cause's label (`not_diagnosed` when skipped).
+    pub(crate) fn cause(&self) -> &'static str {
+        match self {
+            Self::Found(diagnosis) => diagnosis.cause().label(),
+            Self::Skipped(_) => "not_diagnosed",
+        }
+    }
+}
+
+impl std::fmt::Display for SignatureDiagnosis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Found(diagnosis) => write!(f, "{diagnosis}"),
+            Self::Skipped(0) => f.write_str("not diagnosed: diagnosis_rate = 0 turns it off"),
+            Self::Skipped(rate) => write!(
+                f,
+                "skipped: more refused signatures than diagnosis_rate = {rate} a second"
+            ),
+        }
+    }
+}
+
 /// A refusal: a status, a one-line `text/plain` reason, and the outcome label. One
 /// shape for every route.
 #[derive(Debug)]
@@ -102,6 +136,8 @@ pub(crate) struct Refusal {
     retry_after: Option<u32>,
     /// The `WWW-Authenticate` challenge of a 401.
     challenge: Option<&'static str>,
+    /// For a refused signature: for the log and the console only.
+    diagnosis: Option<SignatureDiagnosis>,
 }
 
 impl Refusal {
@@ -122,6 +158,7 @@ impl Refusal {
             reason: reason.into(),
             retry_after: None,
             challenge: None,
+            diagnosis: None,
         }
     }
 
@@ -137,6 +174,13 @@ impl Refusal {
             retry_after: Some(retry_after),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
         }
+    }
+
+    /// With the diagnosis of its signature, which the log line and the console show
+    /// (not the answer).
+    pub(crate) fn with_diagnosis(mut self, diagnosis: SignatureDiagnosis) -> Self {
+        self.diagnosis = Some(diagnosis);
+        self
     }
 
     /// With a `WWW-Authenticate: <challenge>` header (a 401).
@@ -156,8 +200,11 @@ impl IntoResponse for Refusal {
             );
         }
         response.extensions_mut().insert(self.outcome);
-        // The request's log line (ops::track) gives the reason.
+        // The request's log line (ops::track) gives the reason, and the diagnosis.
         response.extensions_mut().insert(Reason(self.reason));
+        if let Some(diagnosis) = self.diagnosis {
+            response.extensions_mut().insert(diagnosis);
+        }
         response
     }
 }

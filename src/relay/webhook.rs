@@ -14,11 +14,12 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 
 use super::broker::Exchanges;
+use super::diagnose::{Diagnoser, DiagnosisSettings};
 use super::ops::current_request_id;
 use super::publish::{Delivered, Exchange, Outgoing, Publisher, WebhookFacts};
 use super::reply::{Outcome, RETRY_AFTER_OVERLOADED, Refusal};
 use crate::amq::TealExchange;
-use crate::axum::{Authenticity, SignedOver, VerifiedPowensWebhook, WebhookConfig};
+use crate::axum::{Authenticity, Refused, SignedOver, VerifiedPowensWebhook, WebhookConfig};
 use crate::message::TealMessage;
 
 /// The webhook route's settings.
@@ -28,6 +29,8 @@ pub(crate) struct WebhookSettings {
     pub(crate) webhooks: WebhookConfig,
     /// Most webhook requests handled at once; more get 503.
     pub(crate) max_in_flight: usize,
+    /// How refused signatures are diagnosed.
+    pub(crate) diagnosis: DiagnosisSettings,
 }
 
 /// The webhook route, with what it publishes to.
@@ -38,6 +41,7 @@ pub(crate) struct WebhookRoute {
     exchange: Exchange,
     publisher: Arc<dyn Publisher>,
     confirm_seconds: Histogram,
+    diagnoser: Diagnoser,
 }
 
 impl WebhookRoute {
@@ -57,6 +61,7 @@ impl WebhookRoute {
             confirm_seconds.clone(),
         );
         Self {
+            diagnoser: Diagnoser::new(&settings.diagnosis, registry),
             webhooks: settings.webhooks.clone(),
             in_flight: Semaphore::new(settings.max_in_flight),
             max_in_flight: settings.max_in_flight,
@@ -113,7 +118,25 @@ async fn relay_webhook(
     request: Request,
 ) -> Result<(Option<SignedOver>, Delivered, WebhookFacts), Refusal> {
     let (mut parts, body) = request.into_parts();
-    let webhook = VerifiedPowensWebhook::extract(&route.webhooks, &mut parts, body).await?;
+    let webhook =
+        match VerifiedPowensWebhook::extract_with_evidence(&route.webhooks, &mut parts, body).await
+        {
+            Ok(webhook) => webhook,
+            Err(Refused {
+                rejection,
+                evidence,
+            }) => {
+                let refusal = Refusal::from(rejection);
+                let diagnosis = match evidence {
+                    Some(evidence) => route.diagnoser.diagnose(evidence).await,
+                    None => None,
+                };
+                return Err(match diagnosis {
+                    Some(diagnosis) => refusal.with_diagnosis(diagnosis),
+                    None => refusal,
+                });
+            }
+        };
     let signed_over = webhook.signed_over();
     let authenticity = webhook.authenticity();
     let message = webhook.into_message()?;

@@ -52,6 +52,7 @@ pub(crate) const KEYS: &[&Key] = &[
     BODY_LIMIT_BYTES,
     SIGNATURE_MAX_AGE_SECS,
     SIGNATURE_MAX_AHEAD_SECS,
+    DIAGNOSIS_RATE,
     PUBLISH_TIMEOUT_SECS,
     CONNECT_TIMEOUT_SECS,
     RECONNECT_MAX_DELAY_SECS,
@@ -167,6 +168,16 @@ pub(crate) const SIGNATURE_MAX_AHEAD_SECS: &Key = &Key {
     default: Some("120"),
     value_name: SECS,
     help: "Furthest ahead of the clock a BI-Signature-Date may be.",
+};
+
+/// `diagnosis_rate`.
+pub(crate) const DIAGNOSIS_RATE: &Key = &Key {
+    name: "diagnosis_rate",
+    kind: Kind::Number,
+    default: Some("10"),
+    value_name: "N",
+    help: "Refused signatures diagnosed per second (why it did not match, in the log and \
+           the console); more are logged as not diagnosed. 0: off.",
 };
 
 /// `publish_timeout_secs`.

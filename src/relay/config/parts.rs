@@ -14,6 +14,7 @@ use crate::axum::{DomainPolicy, WebhookConfig, check_path_prefix};
 use crate::relay::broker::{AmqpUrl, BrokerSettings, Exchanges};
 use crate::relay::callback::store::StoreSpec;
 use crate::relay::console::ConsoleSettings;
+use crate::relay::diagnose::DiagnosisSettings;
 use crate::relay::dispatch::DispatcherSettings;
 use crate::relay::durable::{JournalMode, JournalSettings};
 use crate::relay::listener::ListenerSettings;
@@ -44,6 +45,7 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
         publish_timeout: r.seconds(keys::PUBLISH_TIMEOUT_SECS, 1),
     };
     let max_in_flight = r.count(keys::MAX_IN_FLIGHT, 1, 1_000_000);
+    let diagnosis_rate = r.count(keys::DIAGNOSIS_RATE, 0, 1_000_000);
     let log_format = match r.text(keys::LOG_FORMAT).as_str() {
         "json" => LogFormat::Json,
         _ => LogFormat::Text,
@@ -102,6 +104,12 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
         webhook: WebhookSettings {
             webhooks: webhooks.clone(),
             max_in_flight,
+            diagnosis: DiagnosisSettings {
+                rate: u32::try_from(diagnosis_rate).unwrap_or(u32::MAX),
+                // Webhooks may come through the same proxy as callbacks, under the
+                // same public path.
+                hints: listener_prefix(&listener.public_url).into_iter().collect(),
+            },
         },
         store,
         listener,
@@ -115,6 +123,13 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
             webhooks,
         },
     })
+}
+
+/// The path of `public_url` as a path prefix (`/teal` for `https://host/teal/`), if
+/// it has one.
+fn listener_prefix(public_url: &url::Url) -> Option<String> {
+    let path = public_url.path().trim_end_matches('/');
+    (!path.is_empty()).then(|| path.to_owned())
 }
 
 /// A server listening on the address of key `listen`, with the connection limits.

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::axum::Authenticity;
 use crate::relay::publish::WebhookFacts;
-use crate::relay::reply::{Delivered, Outcome, Reason};
+use crate::relay::reply::{Delivered, Outcome, Reason, SignatureDiagnosis};
 
 /// How many webhooks the page shows when it opens.
 pub(crate) const RECENT: usize = 200;
@@ -261,7 +261,9 @@ pub(crate) async fn observe(
         verdict,
         delivered: extensions.get::<Delivered>().map(|d| d.label()),
         reason: extensions.get::<Reason>().map(|r| r.0.clone()),
-        diagnosis: None,
+        diagnosis: extensions
+            .get::<SignatureDiagnosis>()
+            .map(|d| (d.cause(), d.to_string())),
         id_webhook_data: facts.and_then(|f| f.id_webhook_data),
         millis: started.elapsed().as_secs_f64() * 1000.0,
     };
