@@ -246,6 +246,36 @@ fn domain_flags_replace_file_entries_and_resolve_secrets() {
 }
 
 #[test]
+fn a_secret_with_an_expiry_keeps_it_in_the_key_ring_and_a_bad_one_is_named() {
+    let path = secret_file("expiry", "old");
+    let text = format!(
+        "[domains.\"budgea.biapi.pro\"]\nsecrets = [\"file:{0}\", \
+         {{ ref = \"file:{0}\", expires_at = \"2026-11-01T00:00:00Z\" }}]\n",
+        path.display()
+    );
+    let config = RelayConfig::from_toml(&text, &Overrides::default()).unwrap();
+    let domains = config.webhook.webhooks.domains();
+    let Some(DomainPolicy::Verify(verifier)) = domains.values().next() else {
+        panic!("a verifier");
+    };
+    let expiries: Vec<_> = verifier
+        .keys()
+        .keys()
+        .iter()
+        .map(|k| k.expires_at())
+        .collect();
+    assert_eq!(
+        expiries,
+        [None, Some("2026-11-01T00:00:00Z".parse().unwrap())]
+    );
+    let bad = text.replace("2026-11-01T00:00:00Z", "soon");
+    assert_eq!(
+        invalid_keys(&bad, &Overrides::default()),
+        ["domains.\"budgea.biapi.pro\".secrets[1]"]
+    );
+}
+
+#[test]
 fn the_example_file_is_valid_but_for_its_secrets_absent_here() {
     let text = include_str!("../../../relay.example.toml");
     let problems = match RelayConfig::from_toml(text, &Overrides::default()) {
