@@ -6,6 +6,7 @@ mod commands;
 mod console;
 mod console_browser;
 mod consume;
+mod diagnosis;
 mod dispatch;
 mod dispatch_local;
 mod e2e;
