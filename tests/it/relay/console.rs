@@ -247,11 +247,14 @@ async fn webhooks_appear_live_refused_ones_with_their_reason() {
     );
     let event = refused.await.unwrap();
     assert!(event.contains("signature does not match"), "{event}");
+    // With why: no likely cause matched.
+    assert!(event.contains("the secret most likely differs"), "{event}");
     // The page that opens now lists both, newest first, and counts the refusal.
     let page = console.get("/").await.body;
     let (refused_at, verified_at) = (page.find("refused").unwrap(), page.find("4242").unwrap());
     assert!(refused_at < verified_at, "{page}");
-    assert!(page.contains("unauthorized"), "{page}");
+    // Counted under the diagnosis' cause.
+    assert!(page.contains("signature: secret"), "{page}");
     console.stop().await;
 }
 

@@ -227,8 +227,14 @@ async fn the_console_in_a_browser_shows_webhooks_live_explains_a_refusal_and_rep
     );
     let row = wait_for_text(&browser, "#live tr:first-child", "refused").await;
     assert!(row.contains("signature"), "{row}");
-    // The glance, refreshed every few seconds, counts it; the rows' highlight fades.
-    wait_for_text(&browser, "#refusals", "unauthorized").await;
+    // Explained: the other domain's secret signed it.
+    assert!(
+        row.contains("signed with the secret of domain other.biapi.pro, not budgea.biapi.pro's"),
+        "{row}"
+    );
+    // The glance, refreshed every few seconds, counts it under that cause; the rows'
+    // highlight fades.
+    wait_for_text(&browser, "#refusals", "signature: other domain").await;
     sleep(Duration::from_millis(2500)).await;
     screenshot(&browser, "console-live.png").await;
 
