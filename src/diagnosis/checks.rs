@@ -148,13 +148,13 @@ fn signature(
 ) -> Finding {
     let keys = rings.own.keys().keys();
     for (position, key) in keys.iter().enumerate() {
-        if let Some(expired_at) = key.expires_at().filter(|_| !key.is_usable_at(now)) {
-            if search.any([key], endpoint) {
-                return Finding::ExpiredSecret {
-                    position,
-                    expired_at,
-                };
-            }
+        if let Some(expired_at) = key.expires_at().filter(|_| !key.is_usable_at(now))
+            && search.any([key], endpoint)
+        {
+            return Finding::ExpiredSecret {
+                position,
+                expired_at,
+            };
         }
     }
     for (domain, ring) in &rings.others {
@@ -200,15 +200,11 @@ fn encoding(search: &mut Search<'_>, keys: &[&Key], endpoint: &str) -> Option<Fi
     }
     let body = suspect.received;
     if body.starts_with(&[0x1f, 0x8b]) {
-        if let Ok(decompressed) = crate::encoding::gunzip(body, suspect.limit) {
-            if keys
-                .iter()
+        let signed = crate::encoding::gunzip(body, suspect.limit).is_ok_and(|decompressed| {
+            keys.iter()
                 .any(|k| search.signed(k, endpoint, &decompressed))
-            {
-                return Some(Finding::CompressedWithoutHeader);
-            }
-        }
-        return None;
+        });
+        return signed.then_some(Finding::CompressedWithoutHeader);
     }
     if body.len() > RECOMPRESS_MAX {
         search.exhausted = true;
@@ -229,9 +225,7 @@ fn encoding(search: &mut Search<'_>, keys: &[&Key], endpoint: &str) -> Option<Fi
         let mut gz = flate2::GzBuilder::new()
             .mtime(0)
             .write(Vec::new(), flate2::Compression::new(level));
-        let Some(mut compressed) = gz.write_all(body).ok().and_then(|()| gz.finish().ok()) else {
-            return None;
-        };
+        let mut compressed = gz.write_all(body).ok().and_then(|()| gz.finish().ok())?;
         for mtime in &mtimes {
             if let Some(field) = compressed.get_mut(4..8) {
                 field.copy_from_slice(&mtime.to_le_bytes());
