@@ -177,7 +177,7 @@ pub(crate) const DIAGNOSIS_RATE: &Key = &Key {
     default: Some("10"),
     value_name: "N",
     help: "Refused signatures diagnosed per second (why it did not match, in the log and \
-           the console); more are logged as not diagnosed. 0: off.",
+           the console); more are logged as skipped. 0: off.",
 };
 
 /// `publish_timeout_secs`.
