@@ -107,22 +107,22 @@ impl fmt::Debug for Secret {
 #[non_exhaustive]
 pub enum SecretError {
     /// The secret has no bytes: an HMAC with an empty key authenticates nothing.
-    #[error("the webhook secret is empty")]
+    #[error("the secret is empty")]
     Empty,
     /// The named environment variable is unset (or not valid Unicode).
-    #[error("environment variable {name} is not set (it should hold the webhook secret)")]
+    #[error("environment variable {name} is not set")]
     EnvMissing {
         /// The variable's name.
         name: String,
     },
     /// The named environment variable is set but empty.
-    #[error("environment variable {name} is empty (it should hold the webhook secret)")]
+    #[error("environment variable {name} is empty")]
     EnvEmpty {
         /// The variable's name.
         name: String,
     },
     /// The secret file could not be read.
-    #[error("cannot read the webhook secret file {}: {source}", path.display())]
+    #[error("cannot read the secret file {}: {source}", path.display())]
     FileUnreadable {
         /// The file's path.
         path: PathBuf,
@@ -131,7 +131,7 @@ pub enum SecretError {
         source: std::io::Error,
     },
     /// The secret file is empty (or holds only a line ending).
-    #[error("the webhook secret file {} is empty", path.display())]
+    #[error("the secret file {} is empty", path.display())]
     FileEmpty {
         /// The file's path.
         path: PathBuf,

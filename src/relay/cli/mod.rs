@@ -127,7 +127,8 @@ enum Command {
     /// 204 once the broker confirmed. Without an AMQP URL, messages go to standard output.
     Serve(serve::ServeArgs),
     /// Sign a body (date = now) and POST it to a relay, as Powens would; prints the
-    /// status and the response body. Exit 0 on a 2xx, 1 otherwise.
+    /// status and the response body. Exit 0 on a 2xx, 1 on another status, 2 when
+    /// nothing was sent (a refused connection, a bad URL, no secret).
     ///
     /// The secret comes from POWENS_WEBHOOK_SECRET or --secret-file.
     Send(send::SendArgs),

@@ -15,7 +15,7 @@ use crate::relay::broker::{AmqpUrl, BrokerSettings, Exchanges};
 use crate::relay::callback::store::StoreSpec;
 use crate::relay::console::ConsoleSettings;
 use crate::relay::diagnose::DiagnosisSettings;
-use crate::relay::dispatch::DispatcherSettings;
+use crate::relay::dispatch::{DispatcherSettings, PasswordSource};
 use crate::relay::durable::{JournalMode, JournalSettings};
 use crate::relay::listener::ListenerSettings;
 use crate::relay::logs::LogFormat;
@@ -53,7 +53,14 @@ pub(super) fn read_all(r: &mut Reader<'_>, need_domains: bool) -> Result<RelayCo
     let store = store(r);
     let journal = journal(r, unroutable);
     let listener = listener(r, server.listen);
-    let dispatcher = dispatcher(r, &server, &listener.public_url, &public_path_prefix);
+    // `dispatch` always runs the dispatcher; `serve` when it hosts it.
+    let dispatcher = dispatcher(
+        r,
+        &server,
+        &listener.public_url,
+        &public_path_prefix,
+        !need_domains,
+    );
     // Only serve has a console: dispatch, reading the same file, leaves its keys alone.
     let console = need_domains.then(|| console(r, &server)).flatten();
     let file_domains = std::mem::take(&mut r.file.domains);
@@ -252,12 +259,15 @@ fn listener(r: &mut Reader<'_>, listen: SocketAddr) -> ListenerSettings {
 }
 
 /// The dispatcher's keys; its server takes the connection limits of `server`, its
-/// `listener_url` defaults to `public_url`.
+/// `listener_url` defaults to `public_url`. Its password is read now when the
+/// dispatcher runs (`always`, or `dispatcher = true`), so that a missing one is said
+/// before any connection is made.
 fn dispatcher(
     r: &mut Reader<'_>,
     server: &ServerSettings,
     public_url: &url::Url,
     path_prefix: &str,
+    always: bool,
 ) -> DispatcherSettings {
     let hosted = r.flag(keys::DISPATCHER);
     let listen = address(r, keys::DISPATCHER_LISTEN);
@@ -268,10 +278,20 @@ fn dispatcher(
             public_url.clone()
         }),
     };
-    let password = SecretRef::parse(&r.text(keys::DISPATCHER_PASSWORD)).unwrap_or_else(|e| {
+    let reference = SecretRef::parse(&r.text(keys::DISPATCHER_PASSWORD)).unwrap_or_else(|e| {
         r.problem(keys::DISPATCHER_PASSWORD.name, e);
         SecretRef::Env("POWENS_RELAY_DISPATCHER_PASSWORD".into())
     });
+    let password = match hosted || always {
+        false => PasswordSource::Unread(reference),
+        true => match reference.resolve() {
+            Ok(secret) => PasswordSource::Read(secret),
+            Err(e) => {
+                r.problem(keys::DISPATCHER_PASSWORD.name, e);
+                PasswordSource::Unread(reference)
+            }
+        },
+    };
     DispatcherSettings {
         hosted,
         server: ServerSettings { listen, ..*server },

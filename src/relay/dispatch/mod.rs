@@ -52,6 +52,7 @@ use super::ops::current_request_id;
 use super::publish::{Publisher, Unroutable};
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Readiness, Refusal};
 use super::secret_ref::SecretRef;
+use crate::secret::Secret;
 use super::server::{CLOSE_GRACE, ServerSettings};
 use hub::Hub;
 
@@ -74,14 +75,26 @@ pub(crate) struct DispatcherSettings {
     /// The path prefix a reverse proxy strips, put in front of `/websocket` in the
     /// metadata.
     pub(crate) path_prefix: String,
-    /// Where the websocket password is read.
-    pub(crate) password: SecretRef,
+    /// The websocket password: read with the configuration when it said that the
+    /// dispatcher runs, else where to read it when it starts.
+    pub(crate) password: PasswordSource,
     /// Most websocket clients at once.
     pub(crate) max_clients: usize,
     /// Messages waiting per client before it is closed (1013).
     pub(crate) queue_len: usize,
     /// Interval of websocket pings.
     pub(crate) ping_interval: Duration,
+}
+
+/// The dispatcher's password, read with the configuration when the dispatcher was
+/// known to run (a missing one then stops the command before any connection), else
+/// read when it starts (a library's `Dispatcher::start` on a `serve` configuration).
+#[derive(Debug, Clone)]
+pub(crate) enum PasswordSource {
+    /// Read.
+    Read(Secret),
+    /// To be read.
+    Unread(SecretRef),
 }
 
 /// What the routes and the client tasks share.
@@ -113,13 +126,15 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// The password of `settings`, read once.
+    /// The password of `settings`, read with the configuration or now.
     fn password(settings: &DispatcherSettings) -> Result<Password, DispatchError> {
-        let secret = settings
-            .password
-            .resolve()
-            .map_err(DispatchError::Password)?;
-        Ok(Password::new(&secret))
+        match &settings.password {
+            PasswordSource::Read(secret) => Ok(Password::new(secret)),
+            PasswordSource::Unread(reference) => reference
+                .resolve()
+                .map(|secret| Password::new(&secret))
+                .map_err(DispatchError::Password),
+        }
     }
 
     fn context(
@@ -152,7 +167,6 @@ impl Dispatcher {
         store: Arc<dyn CallbackStore>,
     ) -> Result<Self, DispatchError> {
         let nodes = broker.broker().ok_or(DispatchError::NoBroker)?;
-        // The password first: a missing one is said before any connection is made.
         let password = Self::password(settings)?;
         let consumer_settings = ConsumerSettings {
             exchange_prefix: broker.exchanges.prefix.clone(),

@@ -23,6 +23,7 @@ mod router;
 mod secrets;
 mod shutdown;
 mod store_faults;
+mod truthful;
 
 use std::net::TcpStream;
 use std::path::PathBuf;
