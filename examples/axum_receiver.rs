@@ -1,14 +1,9 @@
-//! A complete Powens webhook receiver: the relay's checks in one extractor.
-//!
+//! A complete Powens webhook receiver: the relay's checks in one extractor. Run it with
 //! `POWENS_SECRET=secret_key cargo run --example axum_receiver --no-default-features --features axum`
-//! then `printf '{"id_webhook_data": 1}' | POWENS_WEBHOOK_SECRET=secret_key cargo run -q -- send
-//! http://127.0.0.1:3000/powens-webhook/budgea.biapi.pro/USER_SYNCED`.
-// Items are `pub` for the modules the examples share, not an API.
-#![allow(unreachable_pub)]
+//! and send it a webhook with `powens-relay send` (see the README's quick start) to
+//! http://127.0.0.1:3000/powens-webhook/budgea.biapi.pro/USER_SYNCED.
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::post;
+use axum::{Router, http::StatusCode, routing::post};
 use powens_webhooks::axum::{VerifiedPowensWebhook, WebhookConfig, WebhookRejection};
 use powens_webhooks::{KeyRing, Secret};
 
@@ -27,7 +22,7 @@ async fn receive(webhook: VerifiedPowensWebhook) -> Result<StatusCode, WebhookRe
 }
 
 /// The receiver's router: TeaL's route, one domain verified with `secret`.
-pub fn app(secret: Secret) -> Result<Router, Box<dyn std::error::Error>> {
+pub(crate) fn app(secret: Secret) -> Result<Router, Box<dyn std::error::Error>> {
     let config = WebhookConfig::builder()
         .verify("budgea.biapi.pro".parse()?, KeyRing::new(secret))
         .body_limit(8 * 1024 * 1024)
@@ -39,6 +34,8 @@ pub fn app(secret: Secret) -> Result<Router, Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The secret_key Powens returned from POST /webhooks/auth, from the environment
+    // (Secret::new takes a &str, Secret::from_file a path).
     let app = app(Secret::from_env("POWENS_SECRET")?)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("receiving on http://{}", listener.local_addr()?);

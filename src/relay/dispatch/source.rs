@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 
 use super::frames::{Kind, push_frame, server_frame};
 use super::hub::{Delivery, Hub, Key, Subscriber};
+use crate::amq::TealExchange;
 use crate::relay::broker::BrokerError;
 use crate::relay::consume::{BindingHandle, ConsumeError, TealConsumer};
 use crate::relay::publish::{Delivered, Outgoing, PublishError, Publisher};
@@ -87,8 +88,8 @@ impl Subscriber for LocalSubscriber {
 
 /// The relay's publisher when `serve` hosts the dispatcher without a broker: a message
 /// is "published" once queued for every websocket client registered to its key, and
-/// unroutable (503, as with `mandatory` on RabbitMQ) when there is none, unless
-/// `accept_unroutable`.
+/// refused (503, as an unroutable message with `mandatory` on RabbitMQ, but said in
+/// terms of clients) when there is none, unless `accept_unroutable`.
 ///
 /// The message's JSON is made into the frame as it is, never parsed back: see
 /// [`server_frame`].
@@ -111,7 +112,13 @@ impl Publisher for InProcessBus {
                 .hub
                 .deliver((exchange, &message.routing_key), kind, frame, None);
             match (queued, self.accept_unroutable) {
-                (0, false) => Err(PublishError::Unroutable),
+                (0, false) => Err(PublishError::NoClient {
+                    for_what: match exchange {
+                        TealExchange::PowensDomainWebhooks => "domain",
+                        TealExchange::Callbacks => "callback state",
+                        TealExchange::OpenIdCibaCallbacks => "CIBA request",
+                    },
+                }),
                 (0, true) => Ok(Delivered::Dropped),
                 _ => Ok(Delivered::Confirmed),
             }

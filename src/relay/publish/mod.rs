@@ -117,6 +117,13 @@ pub(crate) enum PublishError {
     /// No queue is bound to receive the message.
     #[error("no queue is bound to receive messages for this domain")]
     Unroutable,
+    /// No broker, and no websocket client of the hosted dispatcher is registered to
+    /// receive the message: `for_what` is what it is routed by ("domain", …).
+    #[error("no websocket client is registered for this {for_what} (no broker: messages go only to the dispatcher's clients)")]
+    NoClient {
+        /// What the message is routed by.
+        for_what: &'static str,
+    },
     /// The broker did not confirm in time.
     #[error("the message broker did not confirm the message in time")]
     Timeout,

@@ -219,3 +219,20 @@ async fn pings_keep_an_idle_client_and_drop_a_dead_one() {
         "a client silent for two ping intervals is dropped"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_no_client_is_registered_for_is_refused_in_terms_of_clients() {
+    let (addr, _stop, _task) = start("").await;
+    let request = Request::post("/powens-webhook/sandbox.biapi.pro/USER_SYNCED")
+        .header(header::AUTHORIZATION, "Bearer user-token")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let (status, body) = try_post(addr, request).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        "no websocket client is registered for this domain (no broker: messages go only \
+         to the dispatcher's clients); retry later\n"
+    );
+    assert!(!body.contains("queue"), "{body}");
+}
