@@ -8,6 +8,7 @@ pub(crate) mod keys;
 mod overrides;
 mod parts;
 mod read;
+mod suggest;
 pub(crate) mod value;
 
 use std::path::{Path, PathBuf};

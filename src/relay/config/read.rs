@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::domains::FileDomain;
 use super::keys::{KEYS, Key};
+use super::suggest;
 use super::value::{Value, ValueError};
 use super::{ConfigError, Overrides, Problem};
 use crate::amq::TealExchange;
@@ -149,6 +150,8 @@ pub(super) fn parse_toml(
     };
     for (name, value) in table {
         if name == "domains" {
+            let mut value = value;
+            unknown_domain_keys(&mut value, path, &mut problem);
             match value.try_into() {
                 Ok(domains) => file.domains = domains,
                 Err(_) => problem(
@@ -159,7 +162,11 @@ pub(super) fn parse_toml(
             continue;
         }
         let Some(key) = KEYS.iter().find(|k| k.name == name) else {
-            problem(&name, &"is not a configuration key");
+            let known = KEYS.iter().map(|k| k.name).chain(["domains"]);
+            problem(
+                &name,
+                &suggest::unknown("a configuration key", &name, path, known),
+            );
             continue;
         };
         let value = match value {
@@ -198,6 +205,34 @@ pub(super) fn parse_toml(
     }
     Ok((file, problems))
 }
+
+/// Takes out of the `[domains."…"]` tables their keys other than `mode` and `secrets`,
+/// each a problem naming the file and the key it probably meant.
+fn unknown_domain_keys(
+    value: &mut toml::Value,
+    path: &Path,
+    problem: &mut impl FnMut(&str, &dyn std::fmt::Display),
+) {
+    let Some(domains) = value.as_table_mut() else {
+        return;
+    };
+    for (domain, table) in domains.iter_mut() {
+        let Some(table) = table.as_table_mut() else {
+            continue;
+        };
+        table.retain(|key, _| {
+            let known = DOMAIN_KEYS.contains(&key);
+            if !known {
+                let message = suggest::unknown("a key of a domain", key, path, DOMAIN_KEYS);
+                problem(&format!("domains.{domain:?}.{key}"), &message);
+            }
+            known
+        });
+    }
+}
+
+/// The keys of a `[domains."…"]` table.
+const DOMAIN_KEYS: [&str; 2] = ["mode", "secrets"];
 
 /// `public_url`, or `http://` and the listen address when empty: an http(s) URL with no
 /// query or fragment, its path ending with `/` (as TeaL normalises `LISTENER_URL`).
