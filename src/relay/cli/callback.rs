@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::flags::{Flags, STORE};
-use crate::relay::callback::store::{BackendError, Lookup, StoreError};
+use crate::relay::callback::store::{BackendError, Lookup, StoreError, StoreSpec};
 use crate::relay::callback::{CallbackRecord, CallbackState, check_lifetime};
 use crate::relay::config::RelayConfig;
 use chrono::{TimeDelta, Utc};
@@ -70,6 +70,7 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, CliError> {
             check_lifetime(expires_at, now).map_err(CliError::ExpiresIn)?;
             let record = CallbackRecord::new(expires_at, final_redirect_url, with_fragment);
             let spec = RelayConfig::load_store(&flags.overrides)?;
+            say_store_dir(&spec);
             runtime()?.block_on(async {
                 let store = spec.open().await?;
                 store.put(&state, &record).await?;
@@ -80,6 +81,7 @@ pub(crate) fn callback(command: CallbackCommand) -> Result<ExitCode, CliError> {
         CallbackCommand::Show { state, flags } => {
             let state = CallbackState::parse(&state).map_err(CliError::State)?;
             let spec = RelayConfig::load_store(&flags.overrides)?;
+            say_store_dir(&spec);
             runtime()?.block_on(async {
                 let store = spec.open().await?;
                 match store.read(&state, Lookup::get(Utc::now())).await? {
@@ -102,4 +104,11 @@ fn record_json(record: &CallbackRecord) -> Result<String, CliError> {
     record
         .to_json()
         .map_err(|e| CliError::Store(StoreError::Backend(BackendError::new(e))))
+}
+
+/// Where the embedded store lives, said on standard error (a Redis store: nothing).
+fn say_store_dir(spec: &StoreSpec) {
+    if let StoreSpec::Embedded(dir) = spec {
+        super::say_data_dir(dir, false);
+    }
 }

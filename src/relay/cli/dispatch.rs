@@ -21,6 +21,7 @@ pub(crate) struct DispatchArgs {
 pub(crate) fn dispatch(args: DispatchArgs) -> Result<ExitCode, CliError> {
     let config = RelayConfig::load_for_dispatch(&args.flags.overrides)?;
     init_logging(config.log_format);
+    super::say_data_dir(&config.journal.dir, true);
     runtime()?.block_on(async {
         let dispatcher = Dispatcher::start(&config).await?;
         let addr = dispatcher.local_addr().map_err(CliError::LocalAddr)?;

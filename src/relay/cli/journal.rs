@@ -124,6 +124,7 @@ pub(crate) fn journal(command: JournalCommand) -> Result<ExitCode, CliError> {
         | JournalCommand::Drain { flags } => flags,
     };
     let config = RelayConfig::load_journal(&flags.overrides)?;
+    super::say_data_dir(&config.journal.dir, false);
     runtime()?.block_on(async move {
         match command {
             JournalCommand::Stats { .. } => stats(&config).await,

@@ -64,6 +64,17 @@ pub(crate) fn print_out(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Says at start-up where the state lives (`data_dir`, absolute): in the log for the
+/// services (`logged`), on standard error for the one-shot commands, whose standard
+/// output is their result.
+pub(crate) fn say_data_dir(dir: &Path, logged: bool) {
+    let dir = dir.display();
+    match logged {
+        true => tracing::info!(data_dir = %dir, "data directory: {dir}"),
+        false => eprintln!("data directory: {dir}"),
+    }
+}
+
 /// A Tokio runtime for the commands that need one.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();

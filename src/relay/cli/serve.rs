@@ -20,6 +20,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let config = RelayConfig::load(&args.flags.overrides)?;
     init_logging(config.log_format);
+    super::say_data_dir(&config.journal.dir, true);
     runtime()?.block_on(async {
         let relay = Relay::start(&config).await?;
         let addr = relay.local_addr().map_err(CliError::LocalAddr)?;

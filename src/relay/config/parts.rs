@@ -191,7 +191,7 @@ pub(super) fn journal(r: &mut Reader<'_>, unroutable: Unroutable) -> JournalSett
     }
     JournalSettings {
         mode,
-        dir: PathBuf::from(r.text(keys::DATA_DIR)),
+        dir: data_dir(r),
         max_bytes: u64::try_from(r.count(keys::JOURNAL_MAX_BYTES, 1, u64::MAX)).unwrap_or(u64::MAX),
         retention: r.seconds(keys::JOURNAL_RETENTION_SECS, 0),
         dedup: r.flag(keys::DEDUP),
@@ -233,9 +233,19 @@ pub(super) fn journal_command(r: &mut Reader<'_>) -> JournalConfig {
     }
 }
 
+/// `data_dir`, made absolute against the working directory now: the commands say
+/// where it is at start-up, and a process that changes directory keeps it.
+fn data_dir(r: &mut Reader<'_>) -> PathBuf {
+    let text = r.text(keys::DATA_DIR);
+    std::path::absolute(&text).unwrap_or_else(|e| {
+        r.problem(keys::DATA_DIR.name, ValueError::DataDir(e.kind()));
+        PathBuf::from(text)
+    })
+}
+
 /// The callback store (`callback_store`, `data_dir`).
 pub(super) fn store(r: &mut Reader<'_>) -> StoreSpec {
-    let data_dir = PathBuf::from(r.text(keys::DATA_DIR));
+    let data_dir = data_dir(r);
     StoreSpec::parse(&r.text(keys::CALLBACK_STORE), &data_dir).unwrap_or_else(|e| {
         r.problem(keys::CALLBACK_STORE.name, e);
         StoreSpec::Embedded(data_dir)

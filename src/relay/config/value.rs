@@ -62,6 +62,9 @@ pub(crate) enum ValueError {
     /// Not `true` or `false`.
     #[error("must be true or false")]
     Bool,
+    /// A relative `data_dir`, and the working directory cannot be told.
+    #[error("cannot be made absolute (the working directory: {0}); give an absolute path")]
+    DataDir(std::io::ErrorKind),
     /// Not a whole number.
     #[error("must be a whole number, 0 or more")]
     Number,

@@ -156,3 +156,67 @@ fn a_missing_dispatcher_password_is_said_at_once_before_any_connection() {
         assert!(started.elapsed() < Duration::from_secs(2), "{args:?}");
     }
 }
+
+/// A directory of the test's own, as the working directory of the commands it runs.
+fn scratch(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(super::unique(what));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_commands_say_where_the_data_directory_is_made_absolute() {
+    let cwd = scratch("data_dir");
+    let absolute = cwd.join("state");
+    let expected = format!("data directory: {}", absolute.display());
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_powens-relay"))
+            .args(args)
+            .current_dir(&cwd)
+            .env("POWENS_RELAY_DATA_DIR", "state")
+            .env_remove("POWENS_RELAY_CALLBACK_STORE")
+            .env_remove("POWENS_RELAY_AMQP_URL")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let created = run(&["callback", "create", "--state", "s-1", "--expires-in", "600"]);
+    assert!(created.contains(&expected), "{created}");
+    assert!(absolute.join("callbacks.sqlite3").exists());
+    let stats = run(&["journal", "stats"]);
+    assert!(stats.contains(&expected), "{stats}");
+
+    // serve says it in its log, before it listens (text logs on standard error).
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_powens-relay"))
+        .args(["serve", "--domain", "a.biapi.pro=forward"])
+        .current_dir(&cwd)
+        .env("POWENS_RELAY_DATA_DIR", "state")
+        .env("POWENS_RELAY_LISTEN", "127.0.0.1:0")
+        .env("POWENS_RELAY_LOG_FORMAT", "text")
+        .env("RUST_LOG", "info")
+        .env_remove("POWENS_RELAY_AMQP_URL")
+        .env_remove("POWENS_RELAY_CALLBACK_STORE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let said = loop {
+        let Some(Ok(line)) = lines.next() else {
+            break false;
+        };
+        if line.contains(&expected) {
+            break true;
+        }
+        let listening = line.contains("listening on");
+        seen.push(line);
+        if listening {
+            break false;
+        }
+    };
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(said, "{seen:#?}");
+    std::fs::remove_dir_all(cwd).unwrap();
+}
