@@ -1,3 +1,5 @@
+// On docs.rs, each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate's front page is the library's guide (the service's is in docs/); its
 // examples are doc tests, and one of them uses the axum extractor.
 #![cfg_attr(feature = "axum", doc = include_str!("../docs/library.md"))]
