@@ -90,7 +90,9 @@ async fn traffic(addr: std::net::SocketAddr) {
     .unwrap();
     assert!(refused.contains("401"), "{refused}");
 
-    let mut request = format!("ws://{addr}/websocket").into_client_request().unwrap();
+    let mut request = format!("ws://{addr}/websocket")
+        .into_client_request()
+        .unwrap();
     let basic = base64::engine::general_purpose::STANDARD.encode("anonymous:pw");
     request
         .headers_mut()
@@ -172,5 +174,8 @@ async fn every_metric_the_docs_name_is_served_under_that_name() {
             checked += 1;
         }
     }
-    assert!(checked > 15, "only {checked} metric names found in the docs");
+    assert!(
+        checked > 15,
+        "only {checked} metric names found in the docs"
+    );
 }

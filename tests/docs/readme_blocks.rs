@@ -157,7 +157,10 @@ fn the_readme_blocks_pasted_in_order_relay_a_webhook_to_a_websocket_client() {
         let client = Terminal::open(&dir, "quick-start-client", &sh[1]);
         let got = client.wait_for(&[
             &["204"],
-            &[r#"{"type":"powens_webhook""#, r#""domain":"sandbox.biapi.pro""#],
+            &[
+                r#"{"type":"powens_webhook""#,
+                r#""domain":"sandbox.biapi.pro""#,
+            ],
         ]);
         let logs = relay.output();
         assert!(logs.contains("data directory: "), "{logs}");
@@ -168,7 +171,10 @@ fn the_readme_blocks_pasted_in_order_relay_a_webhook_to_a_websocket_client() {
     // The relay with RabbitMQ, then the dispatcher, pasted into one terminal.
     let terminal = Terminal::open(&dir, "relay-and-dispatcher", &format!("{}{}", sh[2], sh[3]));
     let got = terminal.wait_for(&[
-        &[r#""event":"USER_SYNCED""#, r#""payload":"{\"id_webhook_data\": 1}""#],
+        &[
+            r#""event":"USER_SYNCED""#,
+            r#""payload":"{\"id_webhook_data\": 1}""#,
+        ],
         &[
             r#"{"type":"powens_webhook""#,
             r#""payload":"{\"id_webhook_data\": 2}""#,

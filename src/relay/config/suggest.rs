@@ -58,6 +58,7 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::config::{Overrides, RelayConfig};
 
     #[test]
     fn typos_are_one_or_two_edits() {
@@ -71,5 +72,36 @@ mod tests {
         assert_eq!(closest("secret", ["mode", "secrets"]), Some("secrets"));
         // Another word altogether: no suggestion.
         assert_eq!(closest("password", keys), None);
+    }
+
+    #[test]
+    fn a_typo_is_named_with_its_file_and_the_key_it_meant() {
+        let dir = std::env::temp_dir().join(format!("powens-relay-typo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("relay.toml");
+        std::fs::write(
+            &path,
+            "amqp_ulr = \"amqp://h/%2f\"\n[domains.\"a.biapi.pro\"]\nmode = \"forward\"\nsecret = []\n",
+        )
+        .unwrap();
+        let overrides = Overrides::new().with_config(path.clone());
+        let err = RelayConfig::load(&overrides).unwrap_err().to_string();
+        let file = path.display();
+        assert!(
+            err.contains(&format!(
+                "amqp_ulr: is not a configuration key (in {file}); did you mean `amqp_url`?"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "domains.\"a.biapi.pro\".secret: is not a key of a domain (in {file}); did you \
+                 mean `secrets`?"
+            )),
+            "{err}"
+        );
+        // Said once, not again as a malformed domain table.
+        assert!(!err.contains("mode and secrets only"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

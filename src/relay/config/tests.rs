@@ -199,9 +199,8 @@ fn unknown_keys_are_refused_all_at_once() {
     assert_eq!(keys, ["body_limit", "lisen"]);
     let err = RelayConfig::from_toml(&text, &Overrides::default()).unwrap_err();
     assert!(
-        err.to_string().contains(
-            "lisen: is not a configuration key (in <inline>); did you mean `listen`?"
-        ),
+        err.to_string()
+            .contains("lisen: is not a configuration key (in <inline>); did you mean `listen`?"),
         "{err}"
     );
     // Not a typo of any key: no suggestion.
@@ -210,37 +209,6 @@ fn unknown_keys_are_refused_all_at_once() {
             .contains("body_limit: is not a configuration key (in <inline>)\n"),
         "{err}"
     );
-}
-
-#[test]
-fn a_typo_is_named_with_its_file_and_the_key_it_meant() {
-    let dir = std::env::temp_dir().join(format!("powens-relay-typo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("relay.toml");
-    std::fs::write(
-        &path,
-        "amqp_ulr = \"amqp://h/%2f\"\n[domains.\"a.biapi.pro\"]\nmode = \"forward\"\nsecret = []\n",
-    )
-    .unwrap();
-    let overrides = Overrides::new().with_config(path.clone());
-    let err = RelayConfig::load(&overrides).unwrap_err().to_string();
-    let file = path.display();
-    assert!(
-        err.contains(&format!(
-            "amqp_ulr: is not a configuration key (in {file}); did you mean `amqp_url`?"
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "domains.\"a.biapi.pro\".secret: is not a key of a domain (in {file}); did you \
-             mean `secrets`?"
-        )),
-        "{err}"
-    );
-    // Said once, not again as a malformed domain table.
-    assert!(!err.contains("mode and secrets only"), "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -52,8 +52,8 @@ use super::ops::current_request_id;
 use super::publish::{Publisher, Unroutable};
 use super::reply::{Outcome, RETRY_AFTER_UNAVAILABLE, Readiness, Refusal};
 use super::secret_ref::SecretRef;
-use crate::secret::Secret;
 use super::server::{CLOSE_GRACE, ServerSettings};
+use crate::secret::Secret;
 use hub::Hub;
 
 /// Unacknowledged messages the dispatcher's queue may hold at once.

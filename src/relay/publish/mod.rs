@@ -119,7 +119,9 @@ pub(crate) enum PublishError {
     Unroutable,
     /// No broker, and no websocket client of the hosted dispatcher is registered to
     /// receive the message: `for_what` is what it is routed by ("domain", …).
-    #[error("no websocket client is registered for this {for_what} (no broker: messages go only to the dispatcher's clients)")]
+    #[error(
+        "no websocket client is registered for this {for_what} (no broker: messages go only to the dispatcher's clients)"
+    )]
     NoClient {
         /// What the message is routed by.
         for_what: &'static str,

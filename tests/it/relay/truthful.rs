@@ -130,7 +130,13 @@ fn a_missing_dispatcher_password_is_said_at_once_before_any_connection() {
     // The broker's port is closed: were it tried first, its error would come instead.
     let broker = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
     for args in [
-        &["serve", "--dispatcher", "true", "--domain", "a.biapi.pro=forward"][..],
+        &[
+            "serve",
+            "--dispatcher",
+            "true",
+            "--domain",
+            "a.biapi.pro=forward",
+        ][..],
         &["dispatch"][..],
     ] {
         let started = Instant::now();
@@ -180,7 +186,14 @@ fn the_commands_say_where_the_data_directory_is_made_absolute() {
             .unwrap();
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    let created = run(&["callback", "create", "--state", "s-1", "--expires-in", "600"]);
+    let created = run(&[
+        "callback",
+        "create",
+        "--state",
+        "s-1",
+        "--expires-in",
+        "600",
+    ]);
     assert!(created.contains(&expected), "{created}");
     assert!(absolute.join("callbacks.sqlite3").exists());
     let stats = run(&["journal", "stats"]);
