@@ -135,6 +135,8 @@ fn another_subcommands_variable_is_left_alone() {
         .arg("dispatch")
         .env("POWENS_RELAY_DATA_DIR", crate::test_data_dir())
         .env("POWENS_RELAY_LISTEN", "127.0.0.1:1")
+        // Read with the configuration, before the broker is looked for.
+        .env("POWENS_RELAY_DISPATCHER_PASSWORD", "pw")
         .env_remove("POWENS_RELAY_AMQP_URL")
         .output()
         .unwrap();
