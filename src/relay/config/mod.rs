@@ -209,4 +209,6 @@ impl RelayConfig {
 }
 
 #[cfg(test)]
+mod domain_tests;
+#[cfg(test)]
 mod tests;
