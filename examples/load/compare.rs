@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::pace::Load;
-use crate::report::{Measured, RelayFigures, Report, show, sorted, true_median as median};
+use crate::report::{Measured, RelayFigures, Report, merge, show, sorted, true_median as median};
 
 /// `a / b`, when both are known.
 fn over(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -119,13 +119,8 @@ impl Report {
                     .collect()
             })
             .unwrap_or_default();
-        json!({
-            "connections": self.connections,
-            "seconds": self.seconds,
-            "body_bytes": self.body_bytes,
-            "rounds": self.rounds,
-            "separate_process": self.separate_process,
-            "runs": self.runs.iter().map(Measured::to_json).collect::<Vec<_>>(),
+        let mut report = self.invocation_json();
+        let more = json!({
             "raw": raw.to_json(),
             "compare": {
                 "key": self.compare.as_ref().map(|c| c.key.clone()),
@@ -133,7 +128,9 @@ impl Report {
                 "over_first": over_first,
             },
             "lost": self.lost(),
-        })
+        });
+        merge(&mut report, more);
+        report
     }
 
     pub fn print_compare(&self) {

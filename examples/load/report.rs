@@ -270,13 +270,8 @@ impl Report {
         let floor = healthz.and_then(Measured::cpu_us);
         let kernel_floor = healthz.and_then(Measured::kernel_cpu_us);
         let peak_rss_kib = self.relays.first().and_then(|r| r.peak_rss_kib);
-        let mut report = json!({
-            "connections": self.connections,
-            "seconds": self.seconds,
-            "body_bytes": self.body_bytes,
-            "rounds": self.rounds,
-            "separate_process": self.separate_process,
-            "runs": self.runs.iter().map(Measured::to_json).collect::<Vec<_>>(),
+        let mut report = self.invocation_json();
+        let more = json!({
             "healthz": healthz.map(Measured::to_json),
             "relay": relay.to_json(),
             "raw": raw.to_json(),
@@ -292,7 +287,27 @@ impl Report {
             "relay_peak_rss_mib": peak_rss_kib.map(|k| k as f64 / 1024.0),
             "lost": self.lost(),
         });
+        merge(&mut report, more);
         self.extras(&mut report);
         report
+    }
+
+    /// What every JSON report starts with: the invocation's parameters and its runs.
+    pub fn invocation_json(&self) -> Value {
+        json!({
+            "connections": self.connections,
+            "seconds": self.seconds,
+            "body_bytes": self.body_bytes,
+            "rounds": self.rounds,
+            "separate_process": self.separate_process,
+            "runs": self.runs.iter().map(Measured::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// `more`'s fields added to `report` (both JSON objects).
+pub fn merge(report: &mut Value, more: Value) {
+    if let (Some(report), Value::Object(more)) = (report.as_object_mut(), more) {
+        report.extend(more);
     }
 }
