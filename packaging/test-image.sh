@@ -25,6 +25,11 @@ compose_serve="imgtest-compose-serve-$run_id"
 compose_dispatch="imgtest-compose-dispatch-$run_id"
 containers=("$serve" "$dispatch" "$consume" "$oneshot" "$tls" "$compose_serve" "$compose_dispatch")
 volume="imgtest-data-$run_id"
+# The TLS relay and the compose pair run while serve still holds its journal: each gets
+# a data_dir of its own (one journal writer per data_dir).
+tls_volume="imgtest-data-tls-$run_id"
+compose_volume="imgtest-data-compose-$run_id"
+volumes=("$volume" "$tls_volume" "$compose_volume")
 uid=10001
 grace=10 # podman stop's: SIGTERM, then SIGKILL after this many seconds
 work=$(mktemp -d)
@@ -46,7 +51,7 @@ cleanup() {
     local pid
     for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
     podman rm --force --volumes --time 0 "${containers[@]}" >/dev/null 2>&1 || true
-    podman volume rm --force "$volume" >/dev/null 2>&1 || true
+    podman volume rm --force "${volumes[@]}" >/dev/null 2>&1 || true
     podman rmi --force "$image" >/dev/null 2>&1 || true
     # The exchanges this run's prefix declared, in one call (rabbitmqctl takes a second).
     timeout 30 rabbitmqctl -q eval "[rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$prefix\", N/binary>>), false, <<\"imgtest\">>) || N <- [<<\"callbacks\">>, <<\"openid_ciba_callbacks\">>, <<\"powens_domain_webhooks\">>]]." >/dev/null 2>&1 || true
@@ -132,9 +137,9 @@ limits=(--ulimit nproc=4096:4096)
 [ "$nofile" = unlimited ] || limits+=(--ulimit "nofile=$nofile:$nofile")
 # runc: crun, Debian's other runtime, fails on hybrid cgroup hierarchies. Host network:
 # RabbitMQ listens on 127.0.0.1 only.
-podman_run=(podman --runtime runc run --network host "${limits[@]}"
-    --read-only --cap-drop all --security-opt no-new-privileges
-    --volume "$volume:/var/lib/powens-relay")
+podman_base=(podman --runtime runc run --network host "${limits[@]}"
+    --read-only --cap-drop all --security-opt no-new-privileges)
+podman_run=("${podman_base[@]}" --volume "$volume:/var/lib/powens-relay")
 
 # Configuration: the file (domains, and where the secrets are) mounted read-only, the
 # broker, the listen addresses and the exchange prefix from the environment. The first
@@ -349,7 +354,8 @@ for _ in $(seq 50); do [ -s "$work/tls_port" ] && break; sleep 0.1; done
 tls_port=$(head -n 1 "$work/tls_port")
 [ -n "$tls_port" ] || fail "the TLS proxy did not start: $(cat "$work/tls_proxy.log")"
 POWENS_RELAY_AMQP_URL="amqps://guest:guest@localhost:$tls_port/%2f" \
-    "${podman_run[@]}" --detach --name "$tls" "${environment[@]}" \
+    "${podman_base[@]}" --volume "$tls_volume:/var/lib/powens-relay" \
+    --detach --name "$tls" "${environment[@]}" \
     --volume "$work/tls/ca.crt:/etc/ssl/certs/ca-certificates.crt:ro" "$image" >/dev/null
 address=$(listening_address "$tls")
 wait_ready "$address"
@@ -388,7 +394,8 @@ for container in "$compose_serve" "$compose_dispatch"; do
     command=serve
     [ "$container" = "$compose_dispatch" ] && command=dispatch
     POWENS_RELAY_AMQP_URL="amqp://guest:guest@rabbitmq:5672/%2f" \
-        "${podman_run[@]}" --detach --name "$container" "${compose_environment[@]}" \
+        "${podman_base[@]}" --volume "$compose_volume:/var/lib/powens-relay" \
+        --detach --name "$container" "${compose_environment[@]}" \
         "$image" "$command" >/dev/null
 done
 for container in "$compose_serve" "$compose_dispatch"; do
