@@ -182,17 +182,28 @@ impl VerifiedPowensWebhook {
         parts: &mut Parts,
         body: Body,
     ) -> Result<Self, WebhookRejection> {
-        Self::extract_with_evidence(config, parts, body)
+        Self::checked(config, parts, body, false)
             .await
             .map_err(|refused| refused.rejection)
     }
 
     /// [`extract`](Self::extract), keeping what a refusal of the signature or its date
     /// needs to be diagnosed later ([`Evidence`]): the relay decides whether to.
+    #[cfg(feature = "relay")]
     pub(crate) async fn extract_with_evidence(
         config: &WebhookConfig,
         parts: &mut Parts,
         body: Body,
+    ) -> Result<Self, Refused> {
+        Self::checked(config, parts, body, true).await
+    }
+
+    /// The pipeline; a refusal carries its [`Evidence`] only when asked (by the relay).
+    async fn checked(
+        config: &WebhookConfig,
+        parts: &mut Parts,
+        body: Body,
+        evidence: bool,
     ) -> Result<Self, Refused> {
         let (mut webhook, received, domains) = Self::read(config, parts, body).await?;
         let gzipped = webhook.signed_over.is_some();
@@ -212,7 +223,7 @@ impl VerifiedPowensWebhook {
                 Err(refusal) => {
                     return Err(Refused {
                         rejection: refusal.clone().into(),
-                        evidence: webhook.hmac().cloned().map(|hmac| {
+                        evidence: webhook.hmac().filter(|_| evidence).cloned().map(|hmac| {
                             Box::new(Evidence {
                                 method: webhook.method,
                                 path: parts.uri.path().to_owned(),
