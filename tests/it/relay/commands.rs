@@ -316,10 +316,16 @@ fn a_gzip_webhook_logs_which_bytes_its_signature_matched() {
         assert_eq!(answer.map(|(s, _)| s), Some(204));
     }
     let (_, logs) = serve.terminate();
-    let handled: Vec<_> = logs
+    // Lines of different worker threads can come out of order (see `relay::logs`):
+    // put them in the order they were logged.
+    let mut handled: Vec<_> = logs
         .iter()
         .filter(|l| l.contains("webhook handled"))
         .collect();
+    handled.sort_by_key(|l| {
+        let line: serde_json::Value = serde_json::from_str(l).expect("a JSON log line");
+        line["timestamp"].as_str().map(str::to_owned)
+    });
     assert_eq!(handled.len(), 2, "{logs:#?}");
     assert!(
         handled[0].contains(r#""signed_over":"decompressed""#),
