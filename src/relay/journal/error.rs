@@ -100,11 +100,13 @@ pub(crate) enum JournalError {
         /// What SQLite found.
         source: SqlError,
     },
-    /// The file is a database of another layout (a newer relay's, or not a journal).
+    /// The file is a database of another layout (another relay version's, or not a
+    /// journal).
     #[error(
         "{path} has schema version {found}, but this relay reads version {known}: it was \
-         written by a newer relay or is not a journal. Run the relay that wrote it, or move \
-         it aside (with its -wal and -shm files) and start again to create an empty journal"
+         written by another version of the relay or is not a journal. Run the relay that \
+         wrote it (until it has drained), or move it aside (with its -wal and -shm files) \
+         and start again to create an empty journal"
     )]
     UnknownSchema {
         /// The database file.

@@ -55,9 +55,9 @@ impl Op for Append {
             State::from(entry.state).as_str(),
             entry.next_attempt_at.map(|at| at.timestamp_micros()),
             i64::try_from(size).unwrap_or(i64::MAX),
-            entry.body,
         ])?;
         let seq = Seq(tx.connection.last_insert_rowid());
+        tx.sql.insert_body.execute(params![seq.get(), entry.body])?;
         let totals = &mut *tx.totals;
         match entry.state {
             Undelivered::Pending => totals.pending = totals.pending.saturating_add(1),

@@ -25,6 +25,16 @@ fn failed(paths: &Paths) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
     }
 }
 
+/// An entry whose body is not in the file: damaged (the writer inserts both in one
+/// transaction, and the schema's trigger deletes both).
+fn missing_body(paths: &Paths, seq: Seq) -> JournalError {
+    JournalError::Invalid {
+        path: paths.db.clone(),
+        seq,
+        column: "body",
+    }
+}
+
 /// An entry's columns as stored, before their ranges are checked.
 struct RawMeta {
     seq: i64,
@@ -116,23 +126,22 @@ pub(crate) fn pending(
     max: usize,
 ) -> Result<Vec<Entry>, JournalError> {
     let sql = format!(
-        "SELECT {META}, body FROM entries WHERE state <> 'confirmed' AND seq > ?1
-         ORDER BY seq LIMIT ?2"
+        "SELECT {META}, body FROM entries LEFT JOIN bodies USING (seq)
+         WHERE state <> 'confirmed' AND seq > ?1 ORDER BY seq LIMIT ?2"
     );
     let after = after.map_or(i64::MIN, Seq::get);
     let mut statement = connection.prepare(&sql).map_err(failed(paths))?;
     let rows = statement
         .query_map(params![after, limit(Some(max))], |row| {
-            Ok((RawMeta::read(row)?, row.get::<_, Vec<u8>>(BODY)?))
+            Ok((RawMeta::read(row)?, row.get::<_, Option<Vec<u8>>>(BODY)?))
         })
         .map_err(failed(paths))?;
     let mut entries = Vec::new();
     for row in rows {
         let (meta, body) = row.map_err(failed(paths))?;
-        entries.push(Entry {
-            meta: meta.check(paths)?,
-            body,
-        });
+        let meta = meta.check(paths)?;
+        let body = body.ok_or_else(|| missing_body(paths, meta.seq))?;
+        entries.push(Entry { meta, body });
     }
     Ok(entries)
 }
@@ -277,8 +286,12 @@ pub(crate) fn list(
         criteria.push(("seq > ?", after.get().into()));
     }
     let mut sql = format!(
-        "SELECT {META}, {} FROM entries WHERE 1",
-        if bodies { "body" } else { "NULL" }
+        "SELECT {META}, {} WHERE 1",
+        if bodies {
+            "body FROM entries LEFT JOIN bodies USING (seq)"
+        } else {
+            "NULL FROM entries"
+        }
     );
     if filter.pending_only {
         // Spelled as the partial index's condition, so that it is used.
@@ -301,7 +314,11 @@ pub(crate) fn list(
     let mut entries = Vec::new();
     for row in rows {
         let (meta, body) = row.map_err(failed(paths))?;
-        entries.push((meta.check(paths)?, body));
+        let meta = meta.check(paths)?;
+        if bodies && body.is_none() {
+            return Err(missing_body(paths, meta.seq));
+        }
+        entries.push((meta, body));
     }
     Ok(entries)
 }

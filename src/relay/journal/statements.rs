@@ -18,8 +18,10 @@ pub(crate) struct Statements<'c> {
     pub(crate) release: Statement<'c>,
     /// Undoes its changes (it still needs a release).
     pub(crate) rollback_to: Statement<'c>,
-    /// Inserts an entry (see [`super::ops`] for the parameters).
+    /// Inserts an entry, without its body (see [`super::ops`] for the parameters).
     pub(crate) insert: Statement<'c>,
+    /// Inserts the body `?2` of entry `?1`.
+    pub(crate) insert_body: Statement<'c>,
     /// `state, size` of entry `?1`.
     pub(crate) state_of: Statement<'c>,
     /// Marks entry `?1` confirmed at `?2`.
@@ -28,7 +30,7 @@ pub(crate) struct Statements<'c> {
     pub(crate) defer: Statement<'c>,
     /// `seq, size` of confirmed entries, oldest confirm first.
     pub(crate) oldest_confirmed: Statement<'c>,
-    /// Deletes entry `?1`.
+    /// Deletes entry `?1` (and its body, by the schema's trigger).
     pub(crate) delete: Statement<'c>,
     /// Deletes up to `?2` entries confirmed before `?1`, returning their sizes.
     pub(crate) prune: Statement<'c>,
@@ -46,9 +48,10 @@ impl<'c> Statements<'c> {
             rollback_to: c.prepare("ROLLBACK TO request")?,
             insert: c.prepare(
                 "INSERT INTO entries (message_id, received_at, exchange, routing_key, event,
-                     id_webhook_data, state, next_attempt_at, size, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     id_webhook_data, state, next_attempt_at, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
+            insert_body: c.prepare("INSERT INTO bodies (seq, body) VALUES (?1, ?2)")?,
             state_of: c.prepare("SELECT state, size FROM entries WHERE seq = ?1")?,
             confirm: c.prepare(
                 "UPDATE entries SET state = 'confirmed', confirmed_at = ?2, next_attempt_at = NULL

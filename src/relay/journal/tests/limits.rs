@@ -63,6 +63,11 @@ async fn the_byte_limit_drops_the_oldest_confirmed_first_and_never_a_pending_one
     ));
     let pending = journal.reader().pending(None, 10).await.unwrap();
     assert_eq!(pending.len(), 3, "no pending entry was ever dropped");
+    assert_eq!(
+        rows(dir.path()),
+        (3, 3),
+        "a dropped entry's body went with it"
+    );
     journal.close().await;
 }
 

@@ -38,6 +38,23 @@ impl Drop for TempDir {
     }
 }
 
+/// How many entries and how many bodies the journal in `dir` holds, read beside its
+/// writer (they must go together: a body left behind would grow the file for good).
+pub(super) fn rows(dir: &Path) -> (i64, i64) {
+    let connection = rusqlite::Connection::open_with_flags(
+        dir.join("journal.sqlite3"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    connection
+        .query_row(
+            "SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM bodies)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
 /// An instant `secs` after a fixed origin.
 pub(super) fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()

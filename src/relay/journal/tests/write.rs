@@ -181,6 +181,11 @@ async fn prune_respects_the_retention_and_never_takes_a_waiting_entry() {
     let left: Vec<_> = journal.reader().pending(None, 10).await.unwrap();
     let left: Vec<_> = left.iter().map(|e| e.meta.seq).collect();
     assert_eq!(left, seqs[2498..]);
+    assert_eq!(
+        rows(dir.path()),
+        (2, 2),
+        "a pruned entry's body went with it"
+    );
     let totals = journal.totals();
     assert_eq!((totals.pending, totals.confirmed), (2, 0));
     assert_eq!(totals.bytes, totals.undelivered_bytes);
