@@ -9,7 +9,7 @@ use crate::relay::publish::{Delivered, Outgoing, PublishError, Publisher};
 /// The message that publishes `entry` again: to its exchange, with its original
 /// `message_id` and the replay header, as a message no journal takes again.
 pub(crate) fn replay_message(entry: &Entry) -> Outgoing {
-    outgoing(entry, true)
+    outgoing(&entry.meta, entry.body.clone(), true)
 }
 
 impl Durable {

@@ -12,7 +12,7 @@
 //! behind it. One exception to the order: a message the broker refuses (nack) while
 //! the next one of its key, already in flight, is taken comes after that one.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +29,8 @@ use crate::relay::publish::{AmqpPublisher, Exchange, Outgoing, PublishError, Pub
 
 /// Entries read at a time.
 const PAGE: usize = 512;
+/// Commits of confirmed entries queued for the writer at a time.
+const COMMITS: usize = 4;
 /// Publishes awaiting their confirm at a time.
 const IN_FLIGHT: usize = 256;
 /// The longest wait before a held entry is tried again.
@@ -85,10 +87,10 @@ fn lock(order: &Mutex<Order>) -> std::sync::MutexGuard<'_, Order> {
 /// One pass over the journal's waiting entries (see the module's documentation);
 /// `confirmed` is told the routing key of each entry confirmed.
 ///
-/// Publishing does not stop at a page's end: the next page is read while the last
-/// one's publishes await their confirms, and confirmed entries are committed
-/// [`PAGE`] at a time by a task of their own (one commit at a time), so that neither
-/// the read nor the commit's fsync leaves the channel idle.
+/// Publishing does not stop at a page's end: the next page is read ahead while the
+/// last one is published, and confirmed entries are committed [`PAGE`] at a time by
+/// tasks of their own (see [`Commits`]), so that neither the read nor the commit's
+/// fsync leaves the channel idle.
 ///
 /// # Errors
 /// The journal's read or write error; what was confirmed before it stays so.
@@ -98,38 +100,42 @@ pub(crate) async fn drain_once(
     mut confirmed: impl FnMut(&str),
 ) -> Result<Pass, JournalError> {
     let order = Mutex::new(Order::default());
-    let read_failed: Arc<Mutex<Option<JournalError>>> = Arc::default();
-    // Pages in `seq` order until one comes back empty (or a read fails). The state owns
-    // what it reads with, so that the drain's future stays `Send`.
-    let start = (Some(None), journal.clone(), read_failed.clone());
-    let pages = futures_util::stream::unfold(start, |(cursor, journal, failed)| async move {
-        let after: Option<Seq> = cursor?;
-        match journal.reader().pending(after, PAGE).await {
-            Ok(page) => {
-                let last = page.last()?.meta.seq;
-                let page = futures_util::stream::iter(page);
-                Some((page, (Some(Some(last)), journal, failed)))
-            }
-            Err(e) => {
-                *failed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
-                None
-            }
-        }
-    });
+    // Pages in `seq` order, read ahead by a task of their own while the last page's
+    // entries are published: a page's read (its bodies off the disk) would otherwise
+    // leave the channel without new publishes for its whole duration.
+    let (pages, reading) = read_ahead(journal.clone());
+    let _reading = AbortOnDrop(reading);
     let results = pages
-        .flatten()
-        .filter(|entry| std::future::ready(lock(&order).due(entry)))
-        .map(|entry| async move {
-            let result = broker.publish(&outgoing(&entry, false)).await;
-            (entry.meta, result)
+        .flat_map(entries)
+        .filter(|item| {
+            let due = match item {
+                Read::Entry(entry) => lock(&order).due(entry),
+                Read::Failed(_) => true,
+            };
+            std::future::ready(due)
+        })
+        .map(|item| async move {
+            match item {
+                Read::Entry(Entry { meta, body }) => {
+                    let result = broker.publish(&outgoing(&meta, body, false)).await;
+                    Ok((meta, result))
+                }
+                Read::Failed(e) => Err(e),
+            }
         })
         .buffered(IN_FLIGHT);
     let mut results = std::pin::pin!(results);
     let mut pass = Pass::default();
     let mut commits = Commits::new(journal);
-    while let Some((meta, result)) = results.next().await {
+    let mut read_failed = None;
+    while let Some(published) = results.next().await {
+        let (meta, result) = match published {
+            Ok(published) => published,
+            Err(e) => {
+                read_failed = Some(e);
+                break;
+            }
+        };
         let blocked = lock(&order).blocked.contains(&meta.routing_key);
         match result {
             // Taken, also behind a held one of its key (already in flight): it is
@@ -157,23 +163,81 @@ pub(crate) async fn drain_once(
         }
     }
     commits.finish().await?;
-    let failed = read_failed
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    if let Some(e) = failed {
+    if let Some(e) = read_failed {
         return Err(e);
     }
     pass.next_held = lock(&order).next_held;
     Ok(pass)
 }
 
-/// Confirmed entries, committed [`PAGE`] at a time by a task of their own, one commit
-/// at a time.
+/// An entry read for the drain, or the read that failed (the pass ends there).
+enum Read {
+    Entry(Entry),
+    Failed(JournalError),
+}
+
+/// The entries of a page read, or its failure.
+fn entries(
+    page: Result<Vec<Entry>, JournalError>,
+) -> futures_util::stream::Iter<std::vec::IntoIter<Read>> {
+    let items: Vec<Read> = match page {
+        Ok(page) => page.into_iter().map(Read::Entry).collect(),
+        Err(e) => vec![Read::Failed(e)],
+    };
+    futures_util::stream::iter(items)
+}
+
+/// Pages of waiting entries in `seq` order, read by a task of their own one page
+/// ahead of the drain, until a page comes back empty or a read fails (the error is the
+/// last item). The task stops when the pages are dropped.
+fn read_ahead(
+    journal: Journal,
+) -> (
+    impl futures_util::Stream<Item = Result<Vec<Entry>, JournalError>> + Send,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let reading = tokio::spawn(async move {
+        let mut after = None;
+        loop {
+            let entries = match journal.reader().pending(after, PAGE).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            let Some(last) = entries.last() else { return };
+            after = Some(last.meta.seq);
+            if sender.send(Ok(entries)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let pages = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let page = receiver.recv().await?;
+        Some((page, receiver))
+    });
+    (pages, reading)
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Confirmed entries, committed [`PAGE`] at a time by tasks of their own, up to
+/// [`COMMITS`] of them queued for the writer (which applies those queued together in
+/// one transaction): the drain goes on publishing while they are written, and waits
+/// only when the writer is that far behind.
 struct Commits<'j> {
     journal: &'j Journal,
     batch: Vec<Seq>,
-    running: Option<tokio::task::JoinHandle<Result<u64, WriteError>>>,
+    running: VecDeque<tokio::task::JoinHandle<Result<u64, WriteError>>>,
 }
 
 impl<'j> Commits<'j> {
@@ -181,40 +245,45 @@ impl<'j> Commits<'j> {
         Self {
             journal,
             batch: Vec::with_capacity(PAGE),
-            running: None,
+            running: VecDeque::with_capacity(COMMITS),
         }
     }
 
-    /// Adds `seq`; a full batch is committed once the last commit has ended.
+    /// Adds `seq`; a full batch goes to the writer, once fewer than [`COMMITS`] are
+    /// queued.
     async fn push(&mut self, seq: Seq) -> Result<(), JournalError> {
         self.batch.push(seq);
         if self.batch.len() >= PAGE {
-            self.wait().await?;
+            while self.running.len() >= COMMITS {
+                self.wait_oldest().await?;
+            }
             let journal = self.journal.clone();
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(PAGE));
-            self.running = Some(tokio::spawn(async move { journal.confirm(batch).await }));
+            let commit = tokio::spawn(async move { journal.confirm(batch).await });
+            self.running.push_back(commit);
         }
         Ok(())
     }
 
-    /// Waits for the running commit.
-    async fn wait(&mut self) -> Result<(), JournalError> {
-        if let Some(running) = self.running.take() {
+    /// Waits for the oldest commit queued.
+    async fn wait_oldest(&mut self) -> Result<(), JournalError> {
+        if let Some(running) = self.running.pop_front() {
             let written = running.await.unwrap_or(Err(WriteError::Closed));
             written.map_err(write_failed(self.journal))?;
         }
         Ok(())
     }
 
-    /// Waits for the running commit, then commits the rest.
+    /// Commits the rest, and waits for every commit queued.
     async fn finish(mut self) -> Result<(), JournalError> {
-        self.wait().await?;
         if !self.batch.is_empty() {
+            let journal = self.journal.clone();
             let batch = std::mem::take(&mut self.batch);
-            self.journal
-                .confirm(batch)
-                .await
-                .map_err(write_failed(self.journal))?;
+            let commit = tokio::spawn(async move { journal.confirm(batch).await });
+            self.running.push_back(commit);
+        }
+        while !self.running.is_empty() {
+            self.wait_oldest().await?;
         }
         Ok(())
     }
@@ -248,18 +317,18 @@ fn write_failed(journal: &Journal) -> impl Fn(WriteError) -> JournalError {
     }
 }
 
-/// The message of `entry`, as first published: same exchange, key, id and body; with
-/// the replay header when `replay`.
-pub(super) fn outgoing(entry: &Entry, replay: bool) -> Outgoing {
+/// The message of the entry `meta` with `body`, as first published: same exchange,
+/// key, id and body; with the replay header when `replay`.
+pub(super) fn outgoing(meta: &EntryMeta, body: Vec<u8>, replay: bool) -> Outgoing {
     Outgoing {
         exchange: Exchange {
             // Only webhooks are journaled.
             kind: TealExchange::PowensDomainWebhooks,
-            name: entry.meta.exchange.as_str().into(),
+            name: meta.exchange.as_str().into(),
         },
-        routing_key: entry.meta.routing_key.clone(),
-        message_id: Some(entry.meta.message_id.clone()),
-        body: entry.body.clone(),
+        routing_key: meta.routing_key.clone(),
+        message_id: Some(meta.message_id.clone()),
+        body,
         webhook: None,
         replay,
     }
