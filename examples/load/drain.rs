@@ -104,6 +104,8 @@ pub struct Drained {
     pub consumed: u64,
     /// Raw lapin before and after.
     pub raw_rates: [f64; 2],
+    /// Raw lapin through the switch (healed), as the relay's connection goes.
+    pub switched_rate: f64,
     /// The relay process's CPU time over the drain, per message.
     pub drain_cpu_us: Option<f64>,
 }
@@ -142,6 +144,11 @@ impl Drained {
             self.drain_rate() / self.raw_rate(),
             self.lost()
         );
+        println!(
+            "raw lapin through the same switch: {:.0}/s; drain / that = {:.3}",
+            self.switched_rate,
+            self.drain_rate() / self.switched_rate
+        );
     }
 
     pub fn to_json(&self) -> Value {
@@ -156,6 +163,8 @@ impl Drained {
             "drain_msgs_per_s": self.drain_rate(),
             "raw_msgs_per_s": self.raw_rates,
             "drain_over_raw": self.drain_rate() / self.raw_rate(),
+            "raw_through_switch_msgs_per_s": self.switched_rate,
+            "drain_over_raw_through_switch": self.drain_rate() / self.switched_rate,
             "drain_cpu_us_per_msg": self.drain_cpu_us,
         })
     }
@@ -170,7 +179,8 @@ fn broker_addr(url: &str) -> Option<SocketAddr> {
 }
 
 /// raw lapin; the relay under load with its broker cut for `--seconds`; the drain
-/// once healed, until every accepted webhook is consumed; raw lapin again.
+/// once healed, until every accepted webhook is consumed; raw lapin through the
+/// switch, then directly again.
 pub async fn measure(
     bench: &mut Bench<'_>,
     variant: &Variant,
@@ -184,12 +194,13 @@ pub async fn measure(
     let broker = broker_addr(&args.amqp_url)
         .ok_or("--drain: the broker's URL has no 127.0.0.1:PORT-like host:port to forward to")?;
     let switch = Switch::start(broker).await?;
+    let switched_url = args
+        .amqp_url
+        .replacen(&broker.to_string(), &switch.addr.to_string(), 1);
     let mut variant = variant.clone();
     variant.settings.push(Setting {
         key: "amqp_url".to_owned(),
-        value: args
-            .amqp_url
-            .replacen(&broker.to_string(), &switch.addr.to_string(), 1),
+        value: switched_url.clone(),
     });
     let relay = RelayUnderTest::start(args, &bench.prefix, secret_path, data_dir, &variant).await?;
 
@@ -220,6 +231,12 @@ pub async fn measure(
         .map(|(pid, before)| crate::process::Cpu::since(&pid, before).total)
         .map(|cpu| cpu.as_secs_f64() * 1e6 / count.max(1) as f64);
     relay.stop().await?;
+    // Raw lapin on the relay's path: the switch's forwarding costs CPU on the same
+    // cores, which a drain through it pays and a direct raw run does not.
+    bench.raw_url = Some(switched_url);
+    let switched = bench.measure(Target::Raw, Load::Closed, duration).await;
+    bench.raw_url = None;
+    let switched = switched?;
     drop(switch);
 
     let second = bench.measure(Target::Raw, Load::Closed, duration).await?;
@@ -232,6 +249,7 @@ pub async fn measure(
         drain: last_seen - first_seen,
         consumed: count,
         raw_rates: [first.run.rate(), second.run.rate()],
+        switched_rate: switched.run.rate(),
         drain_cpu_us,
     })
 }

@@ -40,8 +40,9 @@
 //!
 //! `--drain` measures the journal instead: raw lapin, then the relay under load with
 //! its broker cut (through a switch of the harness's, `drain.rs`) for `--seconds`, the
-//! drain once the broker is back, raw lapin again; the drain's rate against raw
-//! lapin's. `--bad-signatures N` sends, beside each relay run, N webhooks signed with a
+//! drain once the broker is back, raw lapin through the same switch (the relay's
+//! path, forwarding included), raw lapin again; the drain's rate against raw lapin's,
+//! direct and through the switch. `--bad-signatures N` sends, beside each relay run, N webhooks signed with a
 //! wrong secret: what refusals (and their diagnosis) cost.
 //!
 //! Prints a row per run, totals, and relay / raw: each relay run against the mean of the
@@ -155,7 +156,8 @@ pub(crate) struct Args {
     /// Instead of the runs: a broker outage of `--seconds` under load (the relay's
     /// broker connection goes through a switch of the harness's that cuts it), during
     /// which the journal takes every webhook, then the drain once the broker is back,
-    /// its rate against raw lapin's (raw runs before and after).
+    /// its rate against raw lapin's (raw runs before and after, and one through the same
+    /// switch).
     #[arg(long, conflicts_with_all = ["large_bodies", "compare", "rate", "at_half_max"])]
     drain: bool,
     /// RabbitMQ URL.
@@ -246,6 +248,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ids: Arc::new(AtomicU64::new(0)),
         rabbitmq: None,
         runs: 0,
+        raw_url: None,
     };
     if args.drain {
         let data_dir = dir.join("data-drain");

@@ -164,9 +164,11 @@ pub struct ChildReport {
     pub lags_us: Vec<u64>,
 }
 
-/// Runs this example again as the raw publisher (`--role raw`) and reads its report.
+/// Runs this example again as the raw publisher (`--role raw`) to `amqp_url`, and reads
+/// its report.
 pub fn raw_child(
     args: &Args,
+    amqp_url: &str,
     prefix: &str,
     first_id: u64,
     load: Load,
@@ -178,7 +180,7 @@ pub fn raw_child(
         .args(["--connections", &args.connections.to_string()])
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--body-bytes", &args.body_bytes.to_string()])
-        .args(["--amqp-url", &args.amqp_url]);
+        .args(["--amqp-url", amqp_url]);
     if let Load::Open { rate } = load {
         command.args(["--rate", &rate.to_string()]);
     }

@@ -46,6 +46,9 @@ pub struct Bench<'a> {
     pub rabbitmq: Option<String>,
     /// Runs so far.
     pub runs: usize,
+    /// The broker URL raw lapin publishes to instead of `--amqp-url` (`--drain`: the
+    /// switch the relay's connection goes through, for a raw run on the same path).
+    pub raw_url: Option<String>,
 }
 
 impl Bench<'_> {
@@ -88,18 +91,24 @@ impl Bench<'_> {
             }
             Target::Raw if self.args.separate_process => {
                 let first_id = u64::try_from(self.runs).unwrap_or(u64::MAX) * 1_000_000_000;
+                let url = self.raw_url.as_deref().unwrap_or(&self.args.amqp_url);
                 let (run, cpu) =
-                    process::raw_child(self.args, &self.prefix, first_id, load)?.into_run();
+                    process::raw_child(self.args, url, &self.prefix, first_id, load)?.into_run();
                 (run, Some(cpu))
             }
             Target::Raw => {
                 let ids = self.ids.clone();
-                let run = raw_run(&self.url, &self.prefix, self.args, load, duration, ids);
+                let url = match &self.raw_url {
+                    Some(url) => AmqpUrl::parse(url)?,
+                    None => self.url.clone(),
+                };
+                let run = raw_run(&url, &self.prefix, self.args, load, duration, ids);
                 (run.await?, None)
             }
         };
         run.name = match target {
             Target::Relay(relay) => relay.name.clone(),
+            Target::Raw if self.raw_url.is_some() => "raw lapin, through the switch".to_owned(),
             Target::Raw => "raw lapin".to_owned(),
             Target::Healthz(relay) if relay.name == "relay" => "GET /healthz".to_owned(),
             Target::Healthz(relay) => format!("GET /healthz, {}", relay.name),
