@@ -3,9 +3,11 @@
 //!
 //! A pass reads the waiting entries in `seq` order, a page at a time, and publishes
 //! them [`IN_FLIGHT`] at a time on the publisher's channel (which keeps their order);
-//! the confirmed ones are marked so in one commit per page. An entry leaves the
-//! waiting states only once confirmed: a crash between the confirm and that commit
-//! publishes it again, with the same `message_id`. When the broker does not take an
+//! the confirmed ones are marked so [`PAGE`] at a time, up to [`COMMITS`] commits
+//! queued for the writer. An entry leaves the waiting states only once confirmed and
+//! that committed: a crash before the commit (up to about
+//! `COMMITS × PAGE + PAGE + IN_FLIGHT` entries) or a failed commit publishes it again,
+//! with the same `message_id`. When the broker does not take an
 //! entry (down, slow, a nack), the pass stops and the drain waits for the broker. When
 //! no queue is bound for an entry's key, the entry is held and tried again later, with
 //! a backoff of 1 s doubling to [`HELD_BACKOFF_MAX`]; the key's later entries wait
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use tokio::task::JoinHandle;
 
 use super::Shared;
 use crate::amq::TealExchange;
@@ -43,7 +46,7 @@ const IDLE: Duration = Duration::from_secs(1);
 /// What a pass did.
 #[derive(Debug, Default)]
 pub(crate) struct Pass {
-    /// Entries confirmed.
+    /// Entries confirmed, and that committed.
     pub(crate) published: u64,
     /// The broker did not take an entry: the pass stopped there.
     pub(crate) broker_down: Option<PublishError>,
@@ -127,47 +130,62 @@ pub(crate) async fn drain_once(
     let mut results = std::pin::pin!(results);
     let mut pass = Pass::default();
     let mut commits = Commits::new(journal);
-    let mut read_failed = None;
+    // The first error ends the pass; what was confirmed before it is still committed.
+    let mut failed = None;
     while let Some(published) = results.next().await {
         let (meta, result) = match published {
             Ok(published) => published,
             Err(e) => {
-                read_failed = Some(e);
+                failed = Some(e);
                 break;
             }
         };
         let blocked = lock(&order).blocked.contains(&meta.routing_key);
-        match result {
+        let step = match result {
             // Taken, also behind a held one of its key (already in flight): it is
             // delivered, whatever waits before it.
             Ok(_) => {
-                pass.published += 1;
-                confirmed(&meta.routing_key);
-                commits.push(meta.seq).await?;
+                commits
+                    .push(meta.seq, meta.routing_key, &mut confirmed)
+                    .await
             }
-            Err(_) if blocked => {}
+            Err(_) if blocked => Ok(()),
             Err(PublishError::Unroutable) => {
-                hold(journal, &meta).await?;
                 lock(&order).blocked.insert(meta.routing_key.clone());
+                hold(journal, &meta).await
             }
             Err(e) => {
                 // Down, slow, or refusing: the rest waits for it.
                 let next = Utc::now();
-                journal
+                let deferred = journal
                     .defer(meta.seq, &e.to_string(), next, Undelivered::Pending)
                     .await
-                    .map_err(write_failed(journal))?;
+                    .map_err(write_failed(journal));
                 pass.broker_down = Some(e);
+                failed = deferred.err();
                 break;
             }
+        };
+        if let Err(e) = step {
+            failed = Some(e);
+            break;
         }
     }
-    commits.finish().await?;
-    if let Some(e) = read_failed {
-        return Err(e);
+    let (published, commit_failed) = commits.finish(&mut confirmed).await;
+    pass.published = published;
+    match (failed, commit_failed) {
+        (Some(e), also) => {
+            if let Some(also) = also {
+                tracing::error!(error = %also, "journal: a commit of confirmed entries failed too");
+            }
+            Err(e)
+        }
+        (None, Some(e)) => Err(e),
+        (None, None) => {
+            pass.next_held = lock(&order).next_held;
+            Ok(pass)
+        }
     }
-    pass.next_held = lock(&order).next_held;
-    Ok(pass)
 }
 
 /// An entry read for the drain, or the read that failed (the pass ends there).
@@ -188,30 +206,33 @@ fn entries(
 }
 
 /// Pages of waiting entries in `seq` order, read by a task of their own one page
-/// ahead of the drain, until a page comes back empty or a read fails (the error is the
+/// ahead of the drain (a page is read while the drain publishes the last one), until a page comes back empty or a read fails (the error is the
 /// last item). The task stops when the pages are dropped.
 fn read_ahead(
     journal: Journal,
 ) -> (
     impl futures_util::Stream<Item = Result<Vec<Entry>, JournalError>> + Send,
-    tokio::task::JoinHandle<()>,
+    JoinHandle<()>,
 ) {
     let (sender, receiver) = tokio::sync::mpsc::channel(1);
     let reading = tokio::spawn(async move {
         let mut after = None;
         loop {
+            // The slot first: a page is read while the drain publishes the last one,
+            // never two ahead.
+            let Ok(slot) = sender.reserve().await else {
+                return;
+            };
             let entries = match journal.reader().pending(after, PAGE).await {
                 Ok(entries) => entries,
                 Err(e) => {
-                    let _ = sender.send(Err(e)).await;
+                    slot.send(Err(e));
                     return;
                 }
             };
             let Some(last) = entries.last() else { return };
             after = Some(last.meta.seq);
-            if sender.send(Ok(entries)).await.is_err() {
-                return;
-            }
+            slot.send(Ok(entries));
         }
     });
     let pages = futures_util::stream::unfold(receiver, |mut receiver| async move {
@@ -222,7 +243,7 @@ fn read_ahead(
 }
 
 /// Aborts its task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -230,62 +251,95 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A commit of confirmed entries sent to the writer, and their keys.
+type Commit = (JoinHandle<Result<u64, WriteError>>, Vec<String>);
+
 /// Confirmed entries, committed [`PAGE`] at a time by tasks of their own, up to
 /// [`COMMITS`] of them queued for the writer (which applies those queued together in
 /// one transaction): the drain goes on publishing while they are written, and waits
-/// only when the writer is that far behind.
+/// only when the writer is that far behind. An entry's key is told confirmed (it stops
+/// counting as waiting) only once its commit succeeded: an entry whose commit failed
+/// is published again by the next pass, and counted then.
 struct Commits<'j> {
     journal: &'j Journal,
-    batch: Vec<Seq>,
-    running: VecDeque<tokio::task::JoinHandle<Result<u64, WriteError>>>,
+    seqs: Vec<Seq>,
+    keys: Vec<String>,
+    running: VecDeque<Commit>,
+    /// Entries whose commit succeeded.
+    committed: u64,
 }
 
 impl<'j> Commits<'j> {
     fn new(journal: &'j Journal) -> Self {
         Self {
             journal,
-            batch: Vec::with_capacity(PAGE),
+            seqs: Vec::with_capacity(PAGE),
+            keys: Vec::with_capacity(PAGE),
             running: VecDeque::with_capacity(COMMITS),
+            committed: 0,
         }
     }
 
-    /// Adds `seq`; a full batch goes to the writer, once fewer than [`COMMITS`] are
-    /// queued.
-    async fn push(&mut self, seq: Seq) -> Result<(), JournalError> {
-        self.batch.push(seq);
-        if self.batch.len() >= PAGE {
+    /// Adds the entry `seq` of `key`; a full batch goes to the writer, once fewer
+    /// than [`COMMITS`] are queued.
+    async fn push(
+        &mut self,
+        seq: Seq,
+        key: String,
+        confirmed: &mut impl FnMut(&str),
+    ) -> Result<(), JournalError> {
+        self.seqs.push(seq);
+        self.keys.push(key);
+        if self.seqs.len() >= PAGE {
             while self.running.len() >= COMMITS {
-                self.wait_oldest().await?;
+                self.wait_oldest(confirmed).await?;
             }
-            let journal = self.journal.clone();
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(PAGE));
-            let commit = tokio::spawn(async move { journal.confirm(batch).await });
-            self.running.push_back(commit);
+            self.send();
         }
         Ok(())
     }
 
-    /// Waits for the oldest commit queued.
-    async fn wait_oldest(&mut self) -> Result<(), JournalError> {
-        if let Some(running) = self.running.pop_front() {
-            let written = running.await.unwrap_or(Err(WriteError::Closed));
-            written.map_err(write_failed(self.journal))?;
+    /// Sends the batch to the writer.
+    fn send(&mut self) {
+        let journal = self.journal.clone();
+        let seqs = std::mem::replace(&mut self.seqs, Vec::with_capacity(PAGE));
+        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(PAGE));
+        let commit = tokio::spawn(async move { journal.confirm(seqs).await });
+        self.running.push_back((commit, keys));
+    }
+
+    /// Waits for the oldest commit queued; tells its keys confirmed if it succeeded.
+    async fn wait_oldest(&mut self, confirmed: &mut impl FnMut(&str)) -> Result<(), JournalError> {
+        let Some((running, keys)) = self.running.pop_front() else {
+            return Ok(());
+        };
+        let written = running.await.unwrap_or(Err(WriteError::Closed));
+        written.map_err(write_failed(self.journal))?;
+        for key in &keys {
+            confirmed(key);
         }
+        self.committed += u64::try_from(keys.len()).unwrap_or(u64::MAX);
         Ok(())
     }
 
-    /// Commits the rest, and waits for every commit queued.
-    async fn finish(mut self) -> Result<(), JournalError> {
-        if !self.batch.is_empty() {
-            let journal = self.journal.clone();
-            let batch = std::mem::take(&mut self.batch);
-            let commit = tokio::spawn(async move { journal.confirm(batch).await });
-            self.running.push_back(commit);
+    /// Commits the rest, and waits for every commit queued (none is left running):
+    /// the entries committed, and the first failure.
+    async fn finish(mut self, confirmed: &mut impl FnMut(&str)) -> (u64, Option<JournalError>) {
+        if !self.seqs.is_empty() {
+            self.send();
         }
+        let mut failed = None;
         while !self.running.is_empty() {
-            self.wait_oldest().await?;
+            if let Err(e) = self.wait_oldest(confirmed).await {
+                match failed {
+                    None => failed = Some(e),
+                    Some(_) => {
+                        tracing::error!(error = %e, "journal: a commit of confirmed entries failed");
+                    }
+                }
+            }
         }
-        Ok(())
+        (self.committed, failed)
     }
 }
 

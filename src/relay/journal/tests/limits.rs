@@ -136,17 +136,15 @@ async fn a_request_that_fails_midway_is_rolled_back_alone() {
     journal.confirm(vec![seqs[0]]).await.unwrap();
     journal
         .writer_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.message_id = 'refuse'
+            // On its body: the entry row is in, the body's insert fails.
+            "CREATE TRIGGER refuse BEFORE INSERT ON bodies WHEN length(NEW.body) = 400
              BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
         )
         .await
         .unwrap();
     let before = journal.totals();
     // Makes room (drops the confirmed entry), then its insert fails.
-    let refused = NewEntry {
-        message_id: "refuse".to_owned(),
-        ..sized(k, 4, 400)
-    };
+    let refused = sized(k, 4, 400);
     let release = pause(&journal).await;
     let (refused, fine, ()) = tokio::join!(
         journal.append(refused),
@@ -167,6 +165,9 @@ async fn a_request_that_fails_midway_is_rolled_back_alone() {
         "the drop was rolled back with its append"
     );
     assert_eq!(listed.len(), 4);
+    assert_eq!(rows(dir.path()), (4, 4), "the entry went with its body");
+    let pending = journal.reader().pending(None, 10).await.unwrap();
+    assert_eq!(pending.len(), 3, "every waiting entry reads, with its body");
     assert_eq!(journal.counters().dropped, 0);
     let totals = journal.totals();
     assert_eq!(

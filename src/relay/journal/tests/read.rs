@@ -139,6 +139,25 @@ async fn list_applies_every_filter() {
     assert_eq!(with_bodies[0].body, entry("a.biapi.pro", 3).body);
     assert_eq!(with_bodies[0].meta.state, State::Confirmed);
     assert_eq!(with_bodies[0].meta.message_id, "msg-a.biapi.pro-3");
+    // A page after an entry, with bodies (the console's entry view): each entry with
+    // its own body, in `seq` order.
+    let page = reader
+        .list_with_bodies(&Filter {
+            after: Some(seqs[1]),
+            limit: Some(3),
+            pending_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page: Vec<_> = page.iter().map(|e| (e.meta.seq, e.body.clone())).collect();
+    // Webhooks 4, 5 and 7: 3 and 6 are confirmed.
+    let expected = vec![
+        (seqs[3], entry("b.biapi.pro", 4).body),
+        (seqs[4], entry("a.biapi.pro", 5).body),
+        (seqs[6], entry("a.biapi.pro", 7).body),
+    ];
+    assert_eq!(page, expected);
     journal.close().await;
 }
 
