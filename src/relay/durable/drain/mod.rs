@@ -14,19 +14,22 @@
 //! behind it. One exception to the order: a message the broker refuses (nack) while
 //! the next one of its key, already in flight, is taken comes after that one.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::task::JoinHandle;
+
+mod pipeline;
+
+use pipeline::{AbortOnDrop, Commits, Read, entries, read_ahead};
 
 use super::Shared;
 use crate::amq::TealExchange;
 use crate::relay::journal::{
-    Entry, EntryMeta, Journal, JournalError, Seq, State, Undelivered, WriteError,
+    Entry, EntryMeta, Journal, JournalError, State, Undelivered, WriteError,
 };
 use crate::relay::publish::{AmqpPublisher, Exchange, Outgoing, PublishError, Publisher};
 
@@ -185,161 +188,6 @@ pub(crate) async fn drain_once(
             pass.next_held = lock(&order).next_held;
             Ok(pass)
         }
-    }
-}
-
-/// An entry read for the drain, or the read that failed (the pass ends there).
-enum Read {
-    Entry(Entry),
-    Failed(JournalError),
-}
-
-/// The entries of a page read, or its failure.
-fn entries(
-    page: Result<Vec<Entry>, JournalError>,
-) -> futures_util::stream::Iter<std::vec::IntoIter<Read>> {
-    let items: Vec<Read> = match page {
-        Ok(page) => page.into_iter().map(Read::Entry).collect(),
-        Err(e) => vec![Read::Failed(e)],
-    };
-    futures_util::stream::iter(items)
-}
-
-/// Pages of waiting entries in `seq` order, read by a task of their own one page
-/// ahead of the drain (a page is read while the drain publishes the last one), until a page comes back empty or a read fails (the error is the
-/// last item). The task stops when the pages are dropped.
-fn read_ahead(
-    journal: Journal,
-) -> (
-    impl futures_util::Stream<Item = Result<Vec<Entry>, JournalError>> + Send,
-    JoinHandle<()>,
-) {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    let reading = tokio::spawn(async move {
-        let mut after = None;
-        loop {
-            // The slot first: a page is read while the drain publishes the last one,
-            // never two ahead.
-            let Ok(slot) = sender.reserve().await else {
-                return;
-            };
-            let entries = match journal.reader().pending(after, PAGE).await {
-                Ok(entries) => entries,
-                Err(e) => {
-                    slot.send(Err(e));
-                    return;
-                }
-            };
-            let Some(last) = entries.last() else { return };
-            after = Some(last.meta.seq);
-            slot.send(Ok(entries));
-        }
-    });
-    let pages = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let page = receiver.recv().await?;
-        Some((page, receiver))
-    });
-    (pages, reading)
-}
-
-/// Aborts its task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// A commit of confirmed entries sent to the writer, and their keys.
-type Commit = (JoinHandle<Result<u64, WriteError>>, Vec<String>);
-
-/// Confirmed entries, committed [`PAGE`] at a time by tasks of their own, up to
-/// [`COMMITS`] of them queued for the writer (which applies those queued together in
-/// one transaction): the drain goes on publishing while they are written, and waits
-/// only when the writer is that far behind. An entry's key is told confirmed (it stops
-/// counting as waiting) only once its commit succeeded: an entry whose commit failed
-/// is published again by the next pass, and counted then.
-struct Commits<'j> {
-    journal: &'j Journal,
-    seqs: Vec<Seq>,
-    keys: Vec<String>,
-    running: VecDeque<Commit>,
-    /// Entries whose commit succeeded.
-    committed: u64,
-}
-
-impl<'j> Commits<'j> {
-    fn new(journal: &'j Journal) -> Self {
-        Self {
-            journal,
-            seqs: Vec::with_capacity(PAGE),
-            keys: Vec::with_capacity(PAGE),
-            running: VecDeque::with_capacity(COMMITS),
-            committed: 0,
-        }
-    }
-
-    /// Adds the entry `seq` of `key`; a full batch goes to the writer, once fewer
-    /// than [`COMMITS`] are queued.
-    async fn push(
-        &mut self,
-        seq: Seq,
-        key: String,
-        confirmed: &mut impl FnMut(&str),
-    ) -> Result<(), JournalError> {
-        self.seqs.push(seq);
-        self.keys.push(key);
-        if self.seqs.len() >= PAGE {
-            while self.running.len() >= COMMITS {
-                self.wait_oldest(confirmed).await?;
-            }
-            self.send();
-        }
-        Ok(())
-    }
-
-    /// Sends the batch to the writer.
-    fn send(&mut self) {
-        let journal = self.journal.clone();
-        let seqs = std::mem::replace(&mut self.seqs, Vec::with_capacity(PAGE));
-        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(PAGE));
-        let commit = tokio::spawn(async move { journal.confirm(seqs).await });
-        self.running.push_back((commit, keys));
-    }
-
-    /// Waits for the oldest commit queued; tells its keys confirmed if it succeeded.
-    async fn wait_oldest(&mut self, confirmed: &mut impl FnMut(&str)) -> Result<(), JournalError> {
-        let Some((running, keys)) = self.running.pop_front() else {
-            return Ok(());
-        };
-        let written = running.await.unwrap_or(Err(WriteError::Closed));
-        written.map_err(write_failed(self.journal))?;
-        for key in &keys {
-            confirmed(key);
-        }
-        self.committed += u64::try_from(keys.len()).unwrap_or(u64::MAX);
-        Ok(())
-    }
-
-    /// Commits the rest, and waits for every commit queued (none is left running):
-    /// the entries committed, and the first failure.
-    async fn finish(mut self, confirmed: &mut impl FnMut(&str)) -> (u64, Option<JournalError>) {
-        if !self.seqs.is_empty() {
-            self.send();
-        }
-        let mut failed = None;
-        while !self.running.is_empty() {
-            if let Err(e) = self.wait_oldest(confirmed).await {
-                match failed {
-                    None => failed = Some(e),
-                    Some(_) => {
-                        tracing::error!(error = %e, "journal: a commit of confirmed entries failed");
-                    }
-                }
-            }
-        }
-        (self.committed, failed)
     }
 }
 
