@@ -347,7 +347,7 @@ impl Journal {
 
     /// Tests: runs `sql` on the writer's connection, in its transaction.
     #[cfg(test)]
-    async fn writer_sql(&self, sql: &str) -> Result<Vec<String>, Option<Failure>> {
+    pub(crate) async fn writer_sql(&self, sql: &str) -> Result<Vec<String>, Option<Failure>> {
         self.submit(ops::Sql(sql.to_owned())).await
     }
 }

@@ -165,3 +165,82 @@ impl<'j> Commits<'j> {
         (self.committed, failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::journal::{NewEntry, Options, Undelivered};
+
+    fn entry(n: i64) -> NewEntry {
+        NewEntry {
+            message_id: format!("msg-{n}"),
+            received_at: chrono::Utc::now(),
+            exchange: "powens_domain_webhooks".to_owned(),
+            routing_key: format!("d{}.biapi.pro", n % 3),
+            event: None,
+            id_webhook_data: Some(n),
+            state: Undelivered::Pending,
+            next_attempt_at: None,
+            body: b"{}".to_vec(),
+        }
+    }
+
+    /// A failed commit tells no key confirmed (its entries still wait, and the next
+    /// pass publishes them again) and is the error `finish` returns, with every commit
+    /// queued waited for; once the writer takes them, each key is told once per entry.
+    #[tokio::test]
+    async fn keys_are_told_confirmed_only_once_their_commit_succeeded() {
+        let dir = std::env::temp_dir().join(format!("powens-drain-commits-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let journal = Journal::open(&dir, Options::default()).unwrap();
+        let count = i64::try_from(PAGE * 2 + 7).unwrap();
+        let mut seqs = Vec::new();
+        for n in 0..count {
+            seqs.push((journal.append(entry(n)).await.unwrap().seq, n));
+        }
+        let key = |n: i64| format!("d{}.biapi.pro", n % 3);
+
+        journal
+            .writer_sql(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON entries
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            )
+            .await
+            .unwrap();
+        let mut told = Vec::new();
+        let mut commits = Commits::new(&journal);
+        for &(seq, n) in &seqs {
+            commits
+                .push(seq, key(n), &mut |k: &str| told.push(k.to_owned()))
+                .await
+                .unwrap();
+        }
+        let (committed, failed) = commits.finish(&mut |k: &str| told.push(k.to_owned())).await;
+        assert_eq!(committed, 0);
+        assert!(
+            matches!(failed, Some(JournalError::Write { .. })),
+            "{failed:?}"
+        );
+        assert!(told.is_empty(), "told confirmed without a commit: {told:?}");
+        assert_eq!(journal.totals().pending, u64::try_from(count).unwrap());
+
+        journal.writer_sql("DROP TRIGGER refuse").await.unwrap();
+        let mut commits = Commits::new(&journal);
+        for &(seq, n) in &seqs {
+            commits
+                .push(seq, key(n), &mut |k: &str| told.push(k.to_owned()))
+                .await
+                .unwrap();
+        }
+        let (committed, failed) = commits.finish(&mut |k: &str| told.push(k.to_owned())).await;
+        assert!(failed.is_none(), "{failed:?}");
+        assert_eq!(committed, u64::try_from(count).unwrap());
+        let mut expected: Vec<_> = seqs.iter().map(|&(_, n)| key(n)).collect();
+        expected.sort();
+        told.sort();
+        assert_eq!(told, expected);
+        assert_eq!(journal.totals().pending, 0);
+        journal.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
