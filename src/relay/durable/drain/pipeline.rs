@@ -176,13 +176,33 @@ mod tests {
             message_id: format!("msg-{n}"),
             received_at: chrono::Utc::now(),
             exchange: "powens_domain_webhooks".to_owned(),
-            routing_key: format!("d{}.biapi.pro", n % 3),
+            routing_key: key(n),
             event: None,
             id_webhook_data: Some(n),
             state: Undelivered::Pending,
             next_attempt_at: None,
             body: b"{}".to_vec(),
         }
+    }
+
+    /// The domain of entry `n`.
+    fn key(n: i64) -> String {
+        format!("d{}.biapi.pro", n % 3)
+    }
+
+    /// Confirms the entries `seqs` (with their `n`) through one [`Commits`], adding
+    /// the keys told confirmed to `told`.
+    async fn commit_all(
+        journal: &Journal,
+        seqs: &[(Seq, i64)],
+        told: &mut Vec<String>,
+    ) -> (u64, Option<JournalError>) {
+        let mut tell = |k: &str| told.push(k.to_owned());
+        let mut commits = Commits::new(journal);
+        for &(seq, n) in seqs {
+            commits.push(seq, key(n), &mut tell).await.unwrap();
+        }
+        commits.finish(&mut tell).await
     }
 
     /// A failed commit tells no key confirmed (its entries still wait, and the next
@@ -198,7 +218,6 @@ mod tests {
         for n in 0..count {
             seqs.push((journal.append(entry(n)).await.unwrap().seq, n));
         }
-        let key = |n: i64| format!("d{}.biapi.pro", n % 3);
 
         journal
             .writer_sql(
@@ -208,14 +227,7 @@ mod tests {
             .await
             .unwrap();
         let mut told = Vec::new();
-        let mut commits = Commits::new(&journal);
-        for &(seq, n) in &seqs {
-            commits
-                .push(seq, key(n), &mut |k: &str| told.push(k.to_owned()))
-                .await
-                .unwrap();
-        }
-        let (committed, failed) = commits.finish(&mut |k: &str| told.push(k.to_owned())).await;
+        let (committed, failed) = commit_all(&journal, &seqs, &mut told).await;
         assert_eq!(committed, 0);
         assert!(
             matches!(failed, Some(JournalError::Write { .. })),
@@ -225,14 +237,7 @@ mod tests {
         assert_eq!(journal.totals().pending, u64::try_from(count).unwrap());
 
         journal.writer_sql("DROP TRIGGER refuse").await.unwrap();
-        let mut commits = Commits::new(&journal);
-        for &(seq, n) in &seqs {
-            commits
-                .push(seq, key(n), &mut |k: &str| told.push(k.to_owned()))
-                .await
-                .unwrap();
-        }
-        let (committed, failed) = commits.finish(&mut |k: &str| told.push(k.to_owned())).await;
+        let (committed, failed) = commit_all(&journal, &seqs, &mut told).await;
         assert!(failed.is_none(), "{failed:?}");
         assert_eq!(committed, u64::try_from(count).unwrap());
         let mut expected: Vec<_> = seqs.iter().map(|&(_, n)| key(n)).collect();
