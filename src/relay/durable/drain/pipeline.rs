@@ -26,8 +26,9 @@ pub(super) fn entries(
 }
 
 /// Pages of waiting entries in `seq` order, read by a task of their own one page
-/// ahead of the drain (a page is read while the drain publishes the last one), until a page comes back empty or a read fails (the error is the
-/// last item). The task stops when the pages are dropped.
+/// ahead of the drain (a page is read while the drain publishes the last one), until
+/// a page comes back empty or a read fails (the error is the last item). The task
+/// stops when the pages are dropped.
 pub(super) fn read_ahead(
     journal: Journal,
 ) -> (
